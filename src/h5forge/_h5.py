@@ -1,0 +1,64 @@
+"""Opening HDF5 targets given as a path or as an open h5py object, and HDF5 path helpers.
+
+Every public function that takes a file takes a path **or** an open ``h5py.File``/``h5py.Group``:
+what it opened it closes, what it was given it leaves open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import h5py
+
+from h5forge.errors import H5ForgeError, NodeNotFoundError, TargetError
+
+__all__ = ["open_group", "is_path", "split_path", "describe", "join"]
+
+PathLike = str | os.PathLike
+
+
+def is_path(target: object) -> bool:
+    return isinstance(target, (str, os.PathLike))
+
+
+@contextlib.contextmanager
+def open_group(target: PathLike | h5py.Group, mode: str = "r") -> Iterator[h5py.Group]:
+    """Yield an h5py group for ``target``: a path (opened with ``mode`` and closed afterwards)
+    or an open ``h5py.File``/``h5py.Group`` (yielded as is and left open)."""
+    if isinstance(target, h5py.Group):
+        if not target.id.valid:
+            raise TargetError("the h5py group passed in is closed; open the file again")
+        yield target
+        return
+    if not is_path(target):
+        raise TargetError(f"expected a file path or an open h5py.File/Group, got "
+                          f"{type(target).__name__}")
+    path = os.fspath(target)
+    if mode == "r" and not os.path.exists(path):
+        raise NodeNotFoundError(f"{path}: no such file")
+    try:
+        handle = h5py.File(path, mode)
+    except OSError as exc:
+        raise H5ForgeError(f"{path}: cannot open as HDF5 ({exc}); is it an HDF5 file, and not "
+                           f"open for writing elsewhere?") from exc
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def split_path(path: str) -> list[str]:
+    """The link names of an HDF5 path relative to a group ('' or '/' -> [])."""
+    return [part for part in str(path).split("/") if part]
+
+
+def join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+def describe(group: h5py.Group, rel: str = "") -> str:
+    """``file.h5:/a/b`` -- the file and absolute HDF5 path, for messages."""
+    name = group.name if not rel else f"{group.name.rstrip('/')}/{rel}"
+    return f"{os.path.basename(group.file.filename)}:{name}"

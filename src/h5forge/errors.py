@@ -1,0 +1,84 @@
+"""The errors h5forge raises on purpose.
+
+Every error derives from :class:`H5ForgeError`, so ``except h5forge.H5ForgeError`` catches
+everything the package raises deliberately.  Messages name the HDF5 path (or the path inside the
+Python object tree) and say what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "H5ForgeError",
+    "CodecError",
+    "TargetError",
+    "UnsafeContentError",
+    "CorruptFileError",
+    "FormatVersionError",
+    "NodeExistsError",
+    "NodeNotFoundError",
+    "ResourceLimitError",
+    "MissingDependencyError",
+    "ConfigurationError",
+    "VersionError",
+    "FlowConfigError",
+    "FollowTimeout",
+]
+
+
+class H5ForgeError(Exception):
+    """Base of every error h5forge raises on purpose."""
+
+
+class CodecError(H5ForgeError, TypeError):
+    """An object cannot be encoded (or a stored node cannot be decoded) by any codec."""
+
+
+class TargetError(H5ForgeError, TypeError):
+    """A target or source is neither a path nor an open h5py group (or is closed)."""
+
+
+class UnsafeContentError(H5ForgeError):
+    """A file asks for something unsafe (unpickling, importing an untrusted module)."""
+
+
+class CorruptFileError(H5ForgeError, ValueError):
+    """A stored node does not have the layout its ``class`` attribute promises."""
+
+
+class FormatVersionError(H5ForgeError):
+    """A file was written by a newer, incompatible h5forge format."""
+
+
+class NodeExistsError(H5ForgeError, FileExistsError):
+    """Writing would replace an existing HDF5 node and ``overwrite`` was not given."""
+
+
+class NodeNotFoundError(H5ForgeError, KeyError):
+    """The requested HDF5 path does not exist."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ResourceLimitError(H5ForgeError, MemoryError):
+    """Reading a node would need more memory than the machine has (e.g. a crafted shape)."""
+
+
+class MissingDependencyError(H5ForgeError, ImportError):
+    """An optional library is needed; the message names the pip extra that installs it."""
+
+
+class ConfigurationError(H5ForgeError, ValueError):
+    """A dataset I/O configuration (chunks, buffers, compression) is invalid."""
+
+
+class VersionError(H5ForgeError):
+    """A versioned-file operation is invalid (unknown version, write to a committed one...)."""
+
+
+class FlowConfigError(H5ForgeError, ValueError):
+    """A flow pipeline configuration is invalid."""
+
+
+class FollowTimeout(H5ForgeError, TimeoutError):
+    """A followed live file produced nothing new within the timeout."""

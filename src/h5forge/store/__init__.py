@@ -1,0 +1,31 @@
+"""The object store: any Python object tree to plain HDF5 and back.
+
+``dump``/``load`` are re-exported by :mod:`h5forge`; the file layout is documented in
+``docs/FORMAT.md``. Codecs (one small class per type family) live in :mod:`h5forge.store.codecs`;
+third-party types plug in with :func:`register_codec`.
+"""
+
+from h5forge.store.api import dump, load, plan
+from h5forge.store.decoder import Stored, UnknownClassWarning
+from h5forge.store.encoder import Encoder
+from h5forge.store.layout import FORMAT_VERSION, Node
+from h5forge.store.lazy import LazyArray
+from h5forge.store.registry import Codec, alias, register_class, register_codec
+from h5forge.store.unknown import UnknownObject
+
+__all__ = [
+    "dump",
+    "load",
+    "plan",
+    "Codec",
+    "register_codec",
+    "register_class",
+    "alias",
+    "UnknownObject",
+    "UnknownClassWarning",
+    "LazyArray",
+    "Stored",
+    "Encoder",
+    "Node",
+    "FORMAT_VERSION",
+]

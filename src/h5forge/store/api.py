@@ -1,0 +1,214 @@
+"""``dump`` and ``load``: the store's public entry points."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Iterable
+
+import h5py
+
+from h5forge import _h5
+from h5forge.errors import CodecError, CorruptFileError, H5ForgeError, NodeExistsError, \
+    NodeNotFoundError
+from h5forge.store import codecs  # noqa: F401  (registers the built-in codecs)
+from h5forge.store.decoder import Decoder
+from h5forge.store.encoder import Encoder
+from h5forge.store.layout import FORMAT_VERSION, Node, group_node
+from h5forge.store.writer import DatasetOptions, write_members, write_node
+
+__all__ = ["dump", "load", "plan"]
+
+_TMP_PREFIX = ".h5forge-tmp-"
+
+
+def plan(obj: Any, *, allow_pickle: bool = False) -> Node:
+    """The node tree ``dump`` would write for ``obj`` (no I/O). Raises :class:`CodecError`
+    naming the place in the object tree of anything that cannot be stored."""
+    enc = Encoder(allow_pickle=allow_pickle)
+    try:
+        root = enc.node(obj, "obj", inline=False)
+    except RecursionError:
+        raise CodecError("cannot store obj: nested too deeply for Python's recursion limit "
+                         "(sys.setrecursionlimit)") from None
+    root.attrs["h5forge_format"] = FORMAT_VERSION
+    return root
+
+
+def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
+         overwrite: bool = False, configuration: Any = None, allow_pickle: bool = False) -> None:
+    """Store ``obj`` (any supported object tree) at ``path`` in ``target``.
+
+    ``target`` is a file path (created if missing) or an open ``h5py.File``/``h5py.Group``;
+    ``path`` is relative to it ('/' means the target itself). Other data in the target is never
+    touched. An existing node at ``path`` raises :class:`NodeExistsError` unless
+    ``overwrite=True``; then the new content is written aside and swapped in only when
+    complete (a whole file: a temporary file renamed over the old one). ``configuration`` maps
+    dataset locations to chunking/compression (see :mod:`h5forge.io`). ``allow_pickle=True``
+    pickles objects no codec can store (``load`` then needs ``allow_pickle=True`` too).
+    """
+    root = plan(obj, allow_pickle=allow_pickle)  # fails before any I/O
+    options = _dataset_options(configuration)
+    parts = _h5.split_path(path)
+    if isinstance(target, h5py.Group):
+        _dump_into(target, parts, root, overwrite, options)
+        return
+    if not _h5.is_path(target):
+        raise _h5.TargetError(f"dump target must be a file path or an open h5py.File/Group, "
+                              f"got {type(target).__name__}")
+    filename = os.fspath(target)
+    if not os.path.exists(filename):
+        _write_new_file(filename, parts, root, options)
+        return
+    with _h5.open_group(filename, "r+") as f:
+        if parts or not _occupied(f):
+            _dump_into(f, parts, root, overwrite, options)
+            return
+    if not overwrite:
+        raise NodeExistsError(f"{filename}:/ already holds data; pass overwrite=True to replace "
+                              f"the whole file, or give a path inside it")
+    _write_new_file(filename, parts, root, options, replace=True)
+
+
+def _write_new_file(filename: str, parts: list[str], root: Node, options, replace=False):
+    tmp = os.path.join(os.path.dirname(os.path.abspath(filename)),
+                       f"{_TMP_PREFIX}{uuid.uuid4().hex}-{os.path.basename(filename)}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            _dump_into(f, parts, root, False, options)
+        os.replace(tmp, filename)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _occupied(group: h5py.Group) -> bool:
+    return len(group) > 0 or len(group.attrs) > 0
+
+
+def _dump_into(base: h5py.Group, parts: list[str], root: Node, overwrite: bool,
+               options: DatasetOptions | None) -> None:
+    where = _h5.describe(base, "/".join(parts))
+    if not parts:
+        _dump_onto_group(base, root, overwrite, options, where)
+        return
+    parent = base
+    for i, part in enumerate(parts[:-1]):
+        child = parent.get(part)
+        if child is None:
+            child = parent.create_group(part)
+        elif not isinstance(child, h5py.Group):
+            raise NodeExistsError(f"{_h5.describe(base, '/'.join(parts[:i + 1]))} is a dataset, "
+                                  f"so {where} cannot be created under it")
+        parent = child
+    name = parts[-1]
+    location = "/".join(parts)
+    if name not in parent:
+        _write_or_remove(parent, name, root, location, options)
+        return
+    if not overwrite:
+        raise NodeExistsError(f"{where} already exists; pass overwrite=True to replace it")
+    tmp = f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+    _write_or_remove(parent, tmp, root, location, options)
+    del parent[name]
+    parent.move(tmp, name)
+
+
+def _write_or_remove(parent, name, root, location, options):
+    try:
+        write_node(parent, name, root, location, options)
+    except BaseException:
+        if name in parent:
+            del parent[name]
+        raise
+
+
+def _dump_onto_group(group: h5py.Group, root: Node, overwrite: bool, options, where: str):
+    """Write ``root`` as ``group`` itself (a leaf goes into a box: see docs/FORMAT.md)."""
+    if root.kind != "group":
+        box = group_node(root.attrs["class"], box=1, h5forge_format=FORMAT_VERSION)
+        box.add("value", root)
+        root = box
+    if _occupied(group):
+        if not overwrite:
+            raise NodeExistsError(f"{where} already holds data; pass overwrite=True to replace "
+                                  f"it, or give a path inside it")
+        for name in list(group):
+            del group[name]
+        for name in list(group.attrs):
+            del group.attrs[name]
+    try:
+        write_members(group, root, "", options)
+    except BaseException:
+        for name in list(group):
+            del group[name]
+        for name in list(group.attrs):
+            del group.attrs[name]
+        raise
+    root.written = group.id
+
+
+def _dataset_options(configuration: Any) -> DatasetOptions | None:
+    """Turn a configuration into ``(location, node) -> create_dataset keywords``.
+
+    Accepts an object with ``dataset_configurations`` (see :mod:`h5forge.io`) or a mapping
+    ``{location: configuration}``, where each configuration is a dict of h5py
+    ``create_dataset`` keywords or has ``chunk_shape``/``compression_method``/
+    ``compression_options`` attributes.
+    """
+    if configuration is None:
+        return None
+    table = getattr(configuration, "dataset_configurations", configuration)
+    if not hasattr(table, "get"):
+        raise H5ForgeError(f"configuration must be a BackendConfiguration or a mapping of "
+                           f"dataset locations, got {type(configuration).__name__}")
+
+    def options(location: str, node: Node) -> dict[str, Any]:
+        entry = table.get(location)
+        if entry is None:
+            return {}
+        if isinstance(entry, dict):
+            return dict(entry)
+        kwargs = {"chunks": getattr(entry, "chunk_shape", None)}
+        method = getattr(entry, "compression_method", None)
+        if method is not None:
+            kwargs["compression"] = method
+            kwargs["compression_opts"] = getattr(entry, "compression_options", None)
+        return kwargs
+
+    return options
+
+
+def load(source: _h5.PathLike | h5py.Group, path: str = "/", *, lazy: bool = False,
+         trusted_modules: Iterable[str] = (), allow_pickle: bool = False) -> Any:
+    """Load the object tree stored at ``path`` in ``source`` (a file path or an open h5py
+    group); ``path`` may point into a tree to load only that sub-tree.
+
+    ``lazy=True`` returns arrays of 1 MiB and more as :class:`LazyArray` (read on access; the
+    file stays open while they live). Classes are rebuilt only from modules already imported or
+    listed in ``trusted_modules``; others load as :class:`UnknownObject` with a warning.
+    Pickled nodes raise :class:`UnsafeContentError` unless ``allow_pickle=True``.
+    """
+    decoder = Decoder(lazy=lazy, trusted_modules=trusted_modules, allow_pickle=allow_pickle)
+    if lazy and _h5.is_path(source):  # keep the file open for the lazy arrays
+        with _h5.open_group(source, "r") as probe:
+            del probe  # fail early with a clear error if the file is missing or not HDF5
+        f = h5py.File(os.fspath(source), "r")
+        return _load_from(f, path, decoder)
+    with _h5.open_group(source, "r") as group:
+        return _load_from(group, path, decoder)
+
+
+def _load_from(group: h5py.Group, path: str, decoder: Decoder) -> Any:
+    rel = "/".join(_h5.split_path(path))
+    where = _h5.describe(group, rel)
+    try:
+        node = group[rel] if rel else group
+    except KeyError:
+        raise NodeNotFoundError(f"{where}: no such node") from None
+    if isinstance(node, h5py.Datatype):
+        raise CorruptFileError(f"{where} is a named datatype, not a stored object")
+    try:
+        return decoder.decode(node, where)
+    except RecursionError:
+        raise CorruptFileError(f"{where}: nested too deeply to load (or a link loop)") from None

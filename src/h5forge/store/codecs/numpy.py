@@ -1,0 +1,232 @@
+"""Codecs for numpy arrays, masked arrays and numpy scalars.
+
+Numeric, bool, complex, fixed-bytes and structured arrays are stored as datasets of the same
+dtype; types HDF5 lacks are mapped to types it has, with the numpy dtype in ``dtype``:
+unicode and StringDType -> UTF-8 strings, datetime64/timedelta64 -> int64, object arrays -> a
+group of members. Fortran-ordered arrays are stored transposed (no copy) with ``order = F``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import h5py
+import numpy as np
+
+from h5forge.errors import CodecError, CorruptFileError, ResourceLimitError
+from h5forge.store import registry
+from h5forge.store.codecs.builtins import decode_sequence, encode_sequence
+from h5forge.store.decoder import Decoder, Stored
+from h5forge.store.encoder import Encoder, is_plain_text
+from h5forge.store.layout import Node, dataset_node, group_node
+from h5forge.store.lazy import LAZY_MIN_BYTES, LazyArray
+
+__all__ = ["array_node", "read_array"]
+
+_STR = h5py.string_dtype()
+_HDF5_KINDS = "biufcSV"
+_StringDType = getattr(np.dtypes, "StringDType", None)
+
+
+def _memory_limit() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit we can know
+        return 1 << 62
+
+
+_MEMORY = _memory_limit()
+
+
+def _plain_dtype(dtype: np.dtype) -> bool:
+    """Whether HDF5 stores this dtype as it is (numeric, bytes, structured of such)."""
+    if dtype.fields is not None:
+        return all(_plain_dtype(dtype.fields[name][0]) for name in dtype.names)
+    if dtype.subdtype is not None:
+        return _plain_dtype(dtype.subdtype[0])
+    return dtype.kind in _HDF5_KINDS and dtype.itemsize > 0
+
+
+def array_node(arr: np.ndarray, class_name: str, enc: Encoder, where: str,
+               codec: registry.Codec) -> Node:
+    """The node of one ndarray (any dtype) under ``class_name``."""
+    dtype = arr.dtype
+    if dtype.kind == "O":
+        return encode_sequence(enc, codec, arr, class_name, list(arr.ravel()), where,
+                               dtype="object", shape=list(arr.shape))
+    if _StringDType is not None and isinstance(dtype, _StringDType):
+        if getattr(dtype, "na_object", None) is not None:
+            raise CodecError(f"cannot store {where}: StringDType with a missing-value object "
+                             f"is not supported; fill the missing values first")
+        return _text_array(arr.astype(object), class_name, "StringDType", where)
+    if dtype.kind == "U":
+        return _text_array(arr.astype(object), class_name, dtype.str, where)
+    if dtype.kind in "mM":
+        return dataset_node(class_name, arr.view(np.int64), dtype=dtype.name)
+    if not _plain_dtype(dtype):
+        raise CodecError(f"cannot store {where}: numpy dtype {dtype} has fields HDF5 cannot "
+                         f"hold (unicode, object or datetime inside a structured dtype)")
+    if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
+        return dataset_node(class_name, arr.T, order="F")
+    return dataset_node(class_name, arr)
+
+
+def _text_array(values: np.ndarray, class_name: str, dtype_name: str, where: str) -> Node:
+    flat = values.ravel().tolist()
+    if all(is_plain_text(v) for v in flat):
+        return dataset_node(class_name, values, h5dtype=_STR, dtype=dtype_name)
+    # NUL or lone surrogates: UTF-32 code points keep every character
+    codes = np.array(values.astype("U"), dtype="U")
+    data = codes.view(np.uint32).reshape(codes.shape + (max(codes.itemsize // 4, 1),)) \
+        if codes.itemsize else np.zeros(codes.shape + (1,), np.uint32)
+    return dataset_node(class_name, data, dtype=dtype_name, encoding="utf-32")
+
+
+def check_size(ds: h5py.Dataset, path: str) -> None:
+    nbytes = ds.size * ds.dtype.itemsize
+    if nbytes > _MEMORY:
+        raise ResourceLimitError(
+            f"{path}: dataset of shape {ds.shape} needs {nbytes / 2**30:.1f} GiB, more than this "
+            f"machine's memory; load it with lazy=True or read slices with h5py"
+        )
+
+
+def read_array(stored: Stored, dec: Decoder) -> np.ndarray | LazyArray:
+    """Read an array node written by :func:`array_node`."""
+    attrs = stored.attrs
+    dtype_name = attrs.get("dtype")
+    if stored.is_group:
+        return _read_object_array(stored, dec)
+    ds = stored.h5
+    check_size(ds, stored.path)
+    if dtype_name is None:
+        order_f = attrs.get("order") == "F"
+        if dec.lazy and not order_f and ds.size * ds.dtype.itemsize >= LAZY_MIN_BYTES:
+            return LazyArray(ds)
+        out = np.empty(ds.shape, ds.dtype)
+        if out.size:
+            ds.read_direct(out)
+        return out.T if order_f else out
+    dtype_name = str(dtype_name)
+    if attrs.get("encoding") == "utf-32":
+        codes = np.ascontiguousarray(ds[()], dtype=np.uint32)
+        text = codes.view(f"<U{codes.shape[-1]}").reshape(codes.shape[:-1])
+        return text.astype(_numpy_dtype(dtype_name, stored.path))
+    if dtype_name == "StringDType" or dtype_name.lstrip("<>|=").startswith("U"):
+        values = ds.asstr()[()]
+        return np.array(values, dtype=_numpy_dtype(dtype_name, stored.path))
+    dtype = _numpy_dtype(dtype_name, stored.path)
+    if dtype.kind not in "mM":
+        raise CorruptFileError(f"{stored.path}: unexpected dtype attribute {dtype_name!r}")
+    return np.asarray(ds[()], dtype=np.int64).view(dtype)
+
+
+def _numpy_dtype(name: str, path: str) -> np.dtype:
+    if name == "StringDType":
+        if _StringDType is None:
+            return np.dtype(object)
+        return _StringDType()
+    try:
+        return np.dtype(name)
+    except TypeError:
+        raise CorruptFileError(f"{path}: unknown numpy dtype {name!r}") from None
+
+
+def _read_object_array(stored: Stored, dec: Decoder) -> np.ndarray:
+    shape = tuple(int(n) for n in np.atleast_1d(stored.attr("shape")))
+    out = np.empty(shape, dtype=object)
+    dec.register(stored, out)
+    items = decode_sequence(stored, dec)
+    if len(items) != out.size:
+        raise CorruptFileError(f"{stored.path}: {len(items)} members for shape {shape}")
+    flat = out.reshape(-1)
+    for i, item in enumerate(items):
+        flat[i] = item
+    return out
+
+
+class ArrayCodec(registry.Codec):
+    """numpy.ndarray and plain subclasses (stored as the data; loaded as a view of the class)."""
+
+    types = (np.ndarray,)
+    names = ("numpy.ndarray",)
+
+    def matches(self, tp):
+        return issubclass(tp, np.ndarray)
+
+    def encode(self, obj, enc, where):
+        name = registry.class_name_of(type(obj))
+        node = array_node(np.asarray(obj), name, enc, where, self)
+        if type(obj) is not np.ndarray and getattr(obj, "__dict__", None):
+            raise CodecError(f"cannot store {where}: ndarray subclass {name} carries "
+                             f"attributes; register a codec for it")
+        return node
+
+    def decode(self, stored, dec):
+        arr = read_array(stored, dec)
+        cls = stored.cls
+        if cls is not None and cls is not np.ndarray and isinstance(arr, np.ndarray):
+            return arr.view(cls)
+        return arr
+
+
+class MaskedArrayCodec(registry.Codec):
+    """numpy.ma.MaskedArray: a group with ``data``, ``mask`` (unless nomask), ``fill_value``."""
+
+    types = (np.ma.MaskedArray,)
+    names = ("numpy.ma.MaskedArray",)
+
+    def encode(self, obj, enc, where):
+        node = group_node("numpy.ma.MaskedArray")
+        if obj.hardmask:
+            node.attrs["hardmask"] = True
+        node.add("data", array_node(obj.data, "numpy.ndarray", enc, f"{where}.data", self))
+        if obj.mask is not np.ma.nomask:
+            node.add("mask", array_node(np.ma.getmaskarray(obj), "numpy.ndarray", enc,
+                                        f"{where}.mask", self))
+        fill = np.asarray(obj.fill_value, dtype=obj.dtype)[()]
+        node.add("fill_value", enc.node(fill, f"{where}.fill_value", inline=False))
+        return node
+
+    def decode(self, stored, dec):
+        data = read_array(Stored(*_child(stored, "data")), dec)
+        mask = np.ma.nomask
+        if "mask" in stored.children():
+            mask = read_array(Stored(*_child(stored, "mask")), dec)
+        return np.ma.MaskedArray(np.asarray(data), mask=mask,
+                                 fill_value=dec.child(stored, "fill_value"),
+                                 hard_mask=bool(stored.attrs.get("hardmask", False)))
+
+
+def _child(stored: Stored, name: str) -> tuple[Any, dict, str]:
+    from h5forge.store.decoder import read_attrs
+
+    try:
+        h5obj = stored.group()[name]
+    except KeyError:
+        raise CorruptFileError(f"{stored.child_path(name)}: member is missing") from None
+    return h5obj, read_attrs(h5obj), stored.child_path(name)
+
+
+class ScalarCodec(registry.Codec):
+    """numpy scalars (numpy.float32, numpy.str_, numpy.datetime64, ...): a 0-d dataset."""
+
+    tracks_identity = False
+
+    def matches(self, tp):
+        return issubclass(tp, np.generic)
+
+    def encode(self, obj, enc, where):
+        return array_node(np.asarray(obj), registry.class_name_of(type(obj)), enc, where, self)
+
+    def decode(self, stored, dec):
+        value = read_array(stored, dec)[()]
+        cls = stored.cls
+        if cls is not None and type(value) is not cls:
+            value = cls(value)
+        return value
+
+
+for _codec in (ArrayCodec, MaskedArrayCodec, ScalarCodec):
+    registry.register_codec(_codec)

@@ -1,0 +1,251 @@
+"""HDF5 nodes -> Python objects, rebuilding shared references and cycles.
+
+The decoder reads a node's attributes once, finds the codec its ``class`` names (a registered
+name, an alias, or a class found under the import rules of :func:`registry.resolve_class`), and
+hands it a :class:`Stored` view. Anything that cannot be resolved becomes an
+:class:`~h5forge.store.unknown.UnknownObject` with a warning; a node that breaks its own layout
+raises :class:`CorruptFileError` naming the HDF5 path.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable
+
+import h5py
+import numpy as np
+
+from h5forge.errors import CorruptFileError, FormatVersionError, H5ForgeError, UnsafeContentError
+from h5forge.store import registry
+from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES
+
+__all__ = ["Decoder", "Stored", "UnknownClassWarning", "inline_value"]
+
+
+class UnknownClassWarning(UserWarning):
+    """A stored class could not be found; the node was loaded as an ``UnknownObject``."""
+
+
+class Stored:
+    """A stored node as a codec sees it: the h5py object, its attributes (read once), its path
+    and, for nodes whose ``class`` is a resolved user type, that type as ``cls``."""
+
+    __slots__ = ("h5", "attrs", "path", "cls", "_children")
+
+    def __init__(self, h5obj, attrs: dict[str, Any], path: str, cls: type | None = None):
+        self.h5, self.attrs, self.path, self.cls = h5obj, attrs, path, cls
+        self._children: list[str] | None = None
+
+    @property
+    def class_name(self) -> str | None:
+        return self.attrs.get("class")
+
+    @property
+    def is_group(self) -> bool:
+        return isinstance(self.h5, h5py.Group)
+
+    def children(self) -> list[str]:
+        """Names of the child links (hard links only; a soft or external link is an error)."""
+        if self._children is None:
+            if not self.is_group:
+                self._children = []
+            else:
+                self._children = _hard_link_names(self.h5, self.path)
+        return self._children
+
+    def member_names(self) -> list[str]:
+        """Children plus inline attribute members, children first."""
+        names = list(self.children())
+        names.extend(k for k in self.attrs if k not in RESERVED_ATTRIBUTES)
+        return names
+
+    def dataset(self) -> h5py.Dataset:
+        if self.is_group:
+            raise CorruptFileError(f"{self.path}: class {self.class_name!r} needs a dataset, "
+                                   f"found a group")
+        return self.h5
+
+    def group(self) -> h5py.Group:
+        if not self.is_group:
+            raise CorruptFileError(f"{self.path}: class {self.class_name!r} needs a group, "
+                                   f"found a dataset")
+        return self.h5
+
+    def child_path(self, name: str) -> str:
+        return f"{self.path.rstrip('/')}/{name}"
+
+    def attr(self, name: str, default: Any = ...) -> Any:
+        try:
+            return self.attrs[name]
+        except KeyError:
+            if default is ...:
+                raise CorruptFileError(f"{self.path}: attribute {name!r} is missing "
+                                       f"(class {self.class_name!r})") from None
+            return default
+
+
+def _hard_link_names(group: h5py.Group, path: str) -> list[str]:
+    names: list[str] = []
+    bad: list[str] = []
+
+    def visit(name: bytes, info) -> None:
+        (names if info.type == h5py.h5l.TYPE_HARD else bad).append(name.decode("utf-8"))
+
+    group.id.links.iterate(visit, info=True)
+    if bad:
+        raise UnsafeContentError(
+            f"{path}: links {bad[:5]} are soft or external links, which h5forge never follows; "
+            f"remove them or read the group with h5py"
+        )
+    return names
+
+
+def inline_value(value: Any) -> Any:
+    """The Python value of an inline attribute (see docs/FORMAT.md, "Inline members")."""
+    tp = type(value)
+    if tp is str:
+        return value
+    if tp is np.float64:
+        return float(value)
+    if tp is np.int64:
+        return int(value)
+    if tp is np.bool_:
+        return bool(value)
+    if tp is np.complex128:
+        return complex(value)
+    if tp is h5py.Empty:
+        return None
+    return value  # a foreign attribute: keep h5py's value
+
+
+def read_attrs(h5obj) -> dict[str, Any]:
+    attrs = h5obj.attrs
+    return {name: attrs[name] for name in attrs}
+
+
+class Decoder:
+    """Loads one tree; shared HDF5 objects (hard links) become shared Python objects."""
+
+    def __init__(self, *, lazy: bool = False, trusted_modules: Iterable[str] = (),
+                 allow_pickle: bool = False):
+        if isinstance(trusted_modules, str):
+            trusted_modules = (trusted_modules,)
+        self.lazy = lazy
+        self.trusted_modules = tuple(trusted_modules)
+        self.allow_pickle = allow_pickle
+        self._memo: dict[Any, Any] = {}
+        self._active: dict[Any, int] = {}
+
+    def decode(self, h5obj, path: str) -> Any:
+        """The object stored at ``h5obj`` (``path`` is its HDF5 path, for messages)."""
+        key = h5obj.id
+        if key in self._memo:
+            return self._memo[key]
+        depth = self._active.get(key, 0)
+        if depth >= 2:
+            raise CorruptFileError(f"{path}: a loop of hard links that no container can hold "
+                                   f"(a link to an ancestor through immutable nodes only)")
+        self._active[key] = depth + 1
+        try:
+            stored = Stored(h5obj, read_attrs(h5obj), path)
+            codec = self._codec(stored)
+            try:
+                obj = codec.decode(stored, self)
+            except (H5ForgeError, RecursionError):
+                raise
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
+                    UnicodeError, OSError) as exc:
+                raise CorruptFileError(
+                    f"{path}: cannot rebuild class {stored.class_name!r} from this node "
+                    f"({type(exc).__name__}: {exc}); the file is damaged or was not written "
+                    f"by h5forge"
+                ) from exc
+        finally:
+            self._active[key] = depth
+        if codec.tracks_identity:
+            # An immutable container re-entered through a cycle was memoized by the inner
+            # decode; use that object so every reference sees the same one (as pickle does).
+            return self._memo.setdefault(key, obj)
+        return obj
+
+    def register(self, stored: Stored, obj: Any) -> None:
+        """Memoize a container before its members are decoded, so cycles resolve to it."""
+        self._memo[stored.h5.id] = obj
+
+    def member(self, stored: Stored, name: str) -> Any:
+        """Decode member ``name`` of a group node (child node or inline attribute)."""
+        if name in stored.attrs and name not in RESERVED_ATTRIBUTES:
+            return inline_value(stored.attrs[name])
+        try:
+            child = stored.group()[name]
+        except KeyError:
+            raise CorruptFileError(f"{stored.child_path(name)}: member is missing") from None
+        return self.decode(child, stored.child_path(name))
+
+    def child(self, stored: Stored, name: str) -> Any:
+        """Decode child node ``name`` (never an attribute)."""
+        try:
+            child = stored.group()[name]
+        except KeyError:
+            raise CorruptFileError(f"{stored.child_path(name)}: child node is missing") from None
+        return self.decode(child, stored.child_path(name))
+
+    def members(self, stored: Stored) -> dict[str, Any]:
+        """All members by name (children, then inline attributes)."""
+        return {name: self.member(stored, name) for name in stored.member_names()}
+
+    # -- codec lookup --------------------------------------------------------------------------
+    def _codec(self, stored: Stored) -> registry.Codec:
+        fmt = stored.attrs.get("h5forge_format")
+        if fmt is not None:
+            check_format(fmt, stored.path)
+        name = stored.class_name
+        if stored.attrs.get("box") is not None and stored.is_group:
+            return registry.codec_for_name("h5forge.box")
+        if name is None:
+            warnings.warn(f"{stored.path}: node has no 'class' attribute; loading it as plain "
+                          f"{'dict' if stored.is_group else 'numpy data'}", UnknownClassWarning,
+                          stacklevel=4)
+            return registry.codec_for_name("h5forge.foreign")
+        if not isinstance(name, str):
+            raise CorruptFileError(f"{stored.path}: 'class' attribute is {type(name).__name__}, "
+                                   f"not a string")
+        codec = registry.codec_for_name(name)
+        if codec is not None:
+            if name == "pickle" and not self.allow_pickle:
+                raise UnsafeContentError(
+                    f"{stored.path}: holds a pickled object; unpickling runs code from the file. "
+                    f"Pass allow_pickle=True to load() only if you trust this file"
+                )
+            return codec
+        try:
+            cls = registry.resolve_class(name, self.trusted_modules)
+        except LookupError:
+            return self._unknown(stored, f"class {name!r} cannot be found (module not imported "
+                                         f"or not in trusted_modules, or the class moved)")
+        except UnsafeContentError as exc:
+            return self._unknown(stored, str(exc))
+        codec = registry.codec_for_type(cls)
+        if codec is None:
+            return self._unknown(stored, f"class {name!r} has no codec")
+        stored.cls = cls
+        return codec
+
+    def _unknown(self, stored: Stored, why: str) -> registry.Codec:
+        warnings.warn(
+            f"{stored.path}: {why}; loaded as h5forge.UnknownObject. To rebuild it, import its "
+            f"module first, pass trusted_modules=[...] to load(), or map the name with "
+            f"h5forge.alias({stored.class_name!r}, NewClass)",
+            UnknownClassWarning, stacklevel=5,
+        )
+        return registry.codec_for_name("h5forge.unknown")
+
+
+def check_format(fmt: Any, path: str) -> None:
+    text = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+    major = text.split(".")[0]
+    if major != FORMAT_VERSION:
+        raise FormatVersionError(
+            f"{path}: written in h5forge format {text!r}; this h5forge reads format "
+            f"{FORMAT_VERSION!r}. Upgrade h5forge to load it"
+        )

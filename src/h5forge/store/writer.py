@@ -1,0 +1,73 @@
+"""Plan of nodes -> HDF5 groups, datasets, attributes and hard links."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import h5py
+import numpy as np
+
+from h5forge.store.layout import Node
+
+__all__ = ["write_node", "write_members", "write_attr", "DatasetOptions"]
+
+_STR = h5py.string_dtype()
+#: Called with (location, node) for each dataset; returns extra create_dataset keywords.
+DatasetOptions = Callable[[str, Node], dict[str, Any]]
+
+
+def write_attr(h5obj, name: str, value: Any) -> None:
+    """Write one attribute with the HDF5 type the format gives each Python type."""
+    attrs = h5obj.attrs
+    tp = type(value)
+    if tp is str:
+        attrs.create(name, value, dtype=_STR)
+    elif value is None:
+        attrs[name] = h5py.Empty("f4")
+    elif tp is bool:
+        attrs[name] = np.bool_(value)
+    elif tp is int:
+        attrs.create(name, value, dtype="i8")
+    elif tp is list or tp is tuple:
+        arr = np.asarray(value, dtype=object if all(type(v) is str for v in value) else None)
+        if arr.dtype == object:
+            attrs.create(name, arr, dtype=_STR)
+        else:
+            attrs[name] = arr
+    else:
+        attrs[name] = value
+
+
+def write_members(group: h5py.Group, node: Node, location: str, options: DatasetOptions | None):
+    """Write ``node``'s attributes and members into the existing ``group``."""
+    for name, value in node.attrs.items():
+        write_attr(group, name, value)
+    for name, member in node.members.items():
+        write_node(group, name, member, f"{location}/{name}" if location else name, options)
+
+
+def write_node(parent: h5py.Group, name: str, node: Node, location: str,
+               options: DatasetOptions | None = None) -> None:
+    """Create ``node`` as ``parent[name]``; ``location`` is its path relative to the dump target."""
+    kind = node.kind
+    if kind == "inline":
+        write_attr(parent, name, node.data)
+    elif kind == "link":
+        target = node.target()
+        h5py.h5o.link(target.written, parent.id, name.encode("utf-8"))
+    elif kind == "group":
+        group = parent.create_group(name)
+        node.written = group.id
+        write_members(group, node, location, options)
+    elif kind == "dataset":
+        kwargs = options(location, node) if options is not None else {}
+        data = node.data
+        if isinstance(data, h5py.Empty):
+            dset = parent.create_dataset(name, data=data)
+        else:
+            dset = parent.create_dataset(name, data=data, dtype=node.h5dtype, **kwargs)
+        node.written = dset.id
+        for attr_name, value in node.attrs.items():
+            write_attr(dset, attr_name, value)
+    else:  # pragma: no cover - plans are built by the encoder only
+        raise AssertionError(f"unknown node kind {kind!r}")
