@@ -45,6 +45,8 @@ class Codec:
     names: tuple[str, ...] = ()
     #: Whether decoded objects may be shared (hard links) -- False for immutable atoms.
     tracks_identity: bool = True
+    #: A catch-all (e.g. "any Python class"): asked only after every specific codec.
+    fallback: bool = False
 
     def matches(self, tp: type) -> bool:
         """Whether this codec encodes ``tp`` although it is not one of ``types`` exactly."""
@@ -129,9 +131,10 @@ def codec_for_type(tp: type) -> Codec | None:
         pass
     codec = _by_type.get(tp)
     if codec is None:
-        for candidate in _predicates:
-            if candidate.matches(tp):
-                codec = candidate
+        for fallback in (False, True):
+            codec = next((c for c in _predicates if c.fallback is fallback and c.matches(tp)),
+                         None)
+            if codec is not None:
                 break
     _type_cache[tp] = codec
     return codec

@@ -287,16 +287,15 @@ class MappingCodec(registry.Codec):
 
     def decode(self, stored, dec):
         cls = stored.cls or self._builtin[stored.class_name]
-        if cls is dict:
-            obj = {}
-        else:
-            obj = cls.__new__(cls)
-            dict.__init__(obj)
+        obj = cls.__new__(cls)
+        base = collections.OrderedDict if issubclass(cls, collections.OrderedDict) else dict
+        base.__init__(obj)
+        setitem = base.__setitem__
         if isinstance(obj, collections.defaultdict):
             obj.default_factory = self._factory(stored, dec)
         dec.register(stored, obj)
         for key, value in decode_mapping_items(stored, dec):
-            dict.__setitem__(obj, key, value)
+            setitem(obj, key, value)
         restore_instance_dict(stored, dec, obj)
         return obj
 

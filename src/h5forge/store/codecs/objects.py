@@ -90,7 +90,7 @@ def _state_node(enc, state: Any, where: str):
 class ObjectCodec(registry.Codec):
     """Instances of classes defined in Python that no other codec claims."""
 
-    names = ()
+    fallback = True
 
     def matches(self, tp):
         return bool(tp.__flags__ & _HEAPTYPE) and not issubclass(tp, _LIVE)
