@@ -137,6 +137,7 @@ def _dump_onto_group(group: h5py.Group, root: Node, overwrite: bool, options, wh
             del group[name]
         for name in list(group.attrs):
             del group.attrs[name]
+    root.written = group.id
     try:
         write_members(group, root, "", options)
     except BaseException:
@@ -145,7 +146,6 @@ def _dump_onto_group(group: h5py.Group, root: Node, overwrite: bool, options, wh
         for name in list(group.attrs):
             del group.attrs[name]
         raise
-    root.written = group.id
 
 
 def _dataset_options(configuration: Any) -> DatasetOptions | None:

@@ -119,7 +119,10 @@ class Encoder:
         for member_id in packed.member_ids:
             self._memo.pop(member_id, None)
         self._unpacked.add(id(packed.container))
-        packed.table.become(packed.codec.encode(packed.container, self, packed.where))
+        # The node in the tree is the container's memo holder when it has one.
+        entry = self._memo.get(id(packed.container))
+        table = entry[1] if entry is not None and entry[0] is packed.container else packed.table
+        table.become(packed.codec.encode(packed.container, self, packed.where))
         return self._memo[key][1]
 
 

@@ -102,18 +102,21 @@ def encode_sequence(enc: Encoder, codec: registry.Codec, container: Any, class_n
         data, h5dtype, element_class = packed
         return dataset_node(class_name, data, h5dtype=h5dtype, element_class=element_class,
                             **attrs)
-    if pack and len(items) >= 2 and enc.may_pack(container, items):
+    if pack and len(items) >= 2:
         table = pack_records(items)
         if table is not None:
-            node = dataset_node(class_name, table[0], element_class="dict",
-                                field_classes=table[1], **attrs)
-            enc.claim_packed(node, container, codec, where, items)
-            return node
-        stacked = pack_arrays(items)
-        if stacked is not None:
-            node = dataset_node(class_name, stacked, element_class="numpy.ndarray", **attrs)
-            enc.claim_packed(node, container, codec, where, items)
-            return node
+            shared = items + [v for rec in items for v in rec.values() if type(v) is np.ndarray]
+            if enc.may_pack(container, shared):
+                node = dataset_node(class_name, table[0], element_class="dict",
+                                    field_classes=table[1], **attrs)
+                enc.claim_packed(node, container, codec, where, shared)
+                return node
+        else:
+            stacked = pack_arrays(items)
+            if stacked is not None and enc.may_pack(container, items):
+                node = dataset_node(class_name, stacked, element_class="numpy.ndarray", **attrs)
+                enc.claim_packed(node, container, codec, where, items)
+                return node
     node = group_node(class_name, **attrs)
     for i, item in enumerate(items):
         node.add(str(i), enc.node(item, wheres[i] if wheres else f"{where}[{i}]"))
