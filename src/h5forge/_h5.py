@@ -14,7 +14,7 @@ import h5py
 
 from h5forge.errors import H5ForgeError, NodeNotFoundError, TargetError
 
-__all__ = ["open_group", "is_path", "split_path", "describe", "join"]
+__all__ = ["open_group", "ensure_open", "is_path", "split_path", "describe", "join"]
 
 PathLike = str | os.PathLike
 
@@ -28,9 +28,7 @@ def open_group(target: PathLike | h5py.Group, mode: str = "r") -> Iterator[h5py.
     """Yield an h5py group for ``target``: a path (opened with ``mode`` and closed afterwards)
     or an open ``h5py.File``/``h5py.Group`` (yielded as is and left open)."""
     if isinstance(target, h5py.Group):
-        if not target.id.valid:
-            raise TargetError("the h5py group passed in is closed; open the file again")
-        yield target
+        yield ensure_open(target)
         return
     if not is_path(target):
         raise TargetError(f"expected a file path or an open h5py.File/Group, got "
@@ -47,6 +45,13 @@ def open_group(target: PathLike | h5py.Group, mode: str = "r") -> Iterator[h5py.
         yield handle
     finally:
         handle.close()
+
+
+def ensure_open(group: h5py.Group) -> h5py.Group:
+    """``group`` itself, or a :class:`TargetError` when its file was closed."""
+    if not group.id.valid:
+        raise TargetError("the h5py File/Group passed in is closed; open the file again")
+    return group
 
 
 def split_path(path: str) -> list[str]:

@@ -51,7 +51,7 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     options = _dataset_options(configuration)
     parts = _h5.split_path(path)
     if isinstance(target, h5py.Group):
-        _dump_into(target, parts, root, overwrite, options)
+        _dump_into(_h5.ensure_open(target), parts, root, overwrite, options)
         return
     if not _h5.is_path(target):
         raise _h5.TargetError(f"dump target must be a file path or an open h5py.File/Group, "

@@ -1,0 +1,302 @@
+"""``h5forge tree FILE [PATH]``: the stored object tree, like ``h5ls -r`` in the store's terms.
+
+One line per node, indented by depth: the member name, its Python type (the ``class``
+attribute; ``<group>``/``<dataset>`` for nodes h5forge did not write), and for datasets the
+shape, dtype and size on disk. Inline members (attributes that hold container members, see
+docs/FORMAT.md) are listed as children with their value. A hard link to a node already shown
+(a shared reference or a cycle) prints ``-> /first/path`` and is not descended, so cycles never
+loop. Only h5py is used to read: no class named in the file is ever imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Iterator
+
+import h5py
+
+from h5forge import _h5
+from h5forge.cli._format import human_size, short_repr, type_name
+from h5forge.errors import NodeNotFoundError
+from h5forge.store.decoder import inline_value
+from h5forge.store.layout import RESERVED_ATTRIBUTES
+
+__all__ = ["add_parser", "run", "tree_lines", "iter_rows", "format_rows"]
+
+#: One output line before alignment: (depth, name, type, detail, size).
+Row = tuple[int, str, str, str, str]
+
+_INDENT = "  "
+_MAX_NAME_COLUMN = 40
+_MAX_TYPE_COLUMN = 28
+_VALUE_WIDTH = 40
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``tree`` subcommand."""
+    parser = subparsers.add_parser(
+        "tree",
+        help="print the stored object tree of a file",
+        description="Print the object tree stored in FILE under PATH: one line per node with "
+                    "its Python type, shape, dtype and size on disk. Reads with h5py only; "
+                    "never imports a class named in the file.",
+    )
+    parser.add_argument("file", metavar="FILE", help="an HDF5 file (written by h5forge or not)")
+    parser.add_argument("path", metavar="PATH", nargs="?", default="/",
+                        help="the HDF5 path to start at (default: /)")
+    parser.add_argument("--depth", type=_depth, default=None, metavar="N",
+                        help="show at most N levels below PATH")
+    parser.add_argument("--attrs", action="store_true",
+                        help="also print each node's metadata attributes (class, keys, ...)")
+    parser.set_defaults(func=run)
+
+
+def _depth(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the tree for the parsed ``tree`` arguments; return the exit code."""
+    for line in tree_lines(args.file, args.path, depth=args.depth, show_attrs=args.attrs):
+        print(line)
+    return 0
+
+
+def tree_lines(source: _h5.PathLike | h5py.Group, path: str = "/", *, depth: int | None = None,
+               show_attrs: bool = False) -> list[str]:
+    """The lines ``h5forge tree`` prints for ``path`` in ``source`` (a file path or an open
+    h5py group). Raises :class:`NodeNotFoundError` naming the file or the path if missing."""
+    with _h5.open_group(source, "r") as group:
+        return format_rows(iter_rows(group, path, depth=depth, show_attrs=show_attrs))
+
+
+def format_rows(rows: Iterator[Row] | list[Row]) -> list[str]:
+    """Align rows into columns: indented name, type, detail, size."""
+    rows = list(rows)
+    name_width = min(_MAX_NAME_COLUMN,
+                     max((len(_INDENT) * d + len(n) for d, n, *_ in rows), default=0))
+    type_width = min(_MAX_TYPE_COLUMN, max((len(t) for _, _, t, _, _ in rows), default=0))
+    lines = []
+    for depth, name, kind, detail, size in rows:
+        cells = [(_INDENT * depth + name).ljust(name_width), kind.ljust(type_width), detail, size]
+        lines.append("  ".join(cells).rstrip().replace("    " + size, "  " + size, 1)
+                     if size and not detail else "  ".join(cells).rstrip())
+    return lines
+
+
+def iter_rows(group: h5py.Group, path: str = "/", *, depth: int | None = None,
+              show_attrs: bool = False) -> Iterator[Row]:
+    """Rows for the tree under ``path`` (relative to ``group``), depth first, in member order."""
+    parts = _h5.split_path(path)
+    rel = "/".join(parts)
+    shown = f"{group.name.rstrip('/')}/{rel}" if rel else group.name
+    if not rel:
+        top = group
+    else:
+        top = _lookup(group, rel)
+        if top is None:
+            parent = _lookup(group, "/".join(parts[:-1])) if len(parts) > 1 else group
+            if isinstance(parent, h5py.Group):
+                inline = _inline_members(_read_attrs(parent))
+                if parts[-1] in inline:
+                    yield _inline_row(0, shown, inline[parts[-1]])
+                    return
+            raise NodeNotFoundError(f"{_h5.describe(group, rel)}: no such node")
+    yield from _walk(top, shown, depth, show_attrs)
+
+
+def _lookup(group: h5py.Group, rel: str) -> Any:
+    try:
+        return group[rel] if rel in group else None
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+
+
+def _walk(top: Any, top_path: str, max_depth: int | None, show_attrs: bool) -> Iterator[Row]:
+    seen: dict[Any, str] = {}  # h5py object id -> path where the object was first shown
+    # Entries: ("node", depth, name, path, parent or None) or ("row", Row). Children are opened
+    # only when popped, so a large group never holds one handle per member.
+    stack: list[tuple] = [("node", 0, top_path, top_path, None)]
+    while stack:
+        entry = stack.pop()
+        if entry[0] == "row":
+            yield entry[1]
+            continue
+        _, depth, name, path, parent = entry
+        if parent is None:
+            obj = top
+        else:
+            obj, link_row = _open_member(parent, name, depth)
+            if obj is None:
+                yield link_row
+                continue
+        first = seen.get(obj.id)
+        if first is not None:
+            yield depth, name, f"-> {first}", "", ""
+            continue
+        if parent is None or h5py.h5o.get_info(obj.id).rc > 1:
+            seen[obj.id] = path  # only objects with several links can be met again
+        attrs = _read_attrs(obj)
+        yield _node_row(depth, name, obj, attrs)
+        pending: list[tuple] = []
+        if show_attrs:
+            pending.extend(("row", row) for row in _attribute_rows(depth + 1, obj, attrs))
+        if isinstance(obj, h5py.Group) and (max_depth is None or depth < max_depth):
+            inline = _inline_members(attrs)
+            for member in _member_order(list(obj), inline, attrs.get("keys")):
+                if member in inline:
+                    pending.append(("row", _inline_row(depth + 1, member, inline[member])))
+                else:
+                    child_path = f"{path.rstrip('/')}/{member}"
+                    pending.append(("node", depth + 1, member, child_path, obj))
+        stack.extend(reversed(pending))
+
+
+def _open_member(parent: h5py.Group, name: str, depth: int) -> tuple[Any, Row | None]:
+    """(object, None) for a hard link; (None, row) for a soft/external link (never followed)."""
+    link = parent.get(name, getlink=True)
+    if isinstance(link, h5py.HardLink):
+        return parent[name], None
+    if isinstance(link, h5py.SoftLink):
+        return None, (depth, name, "<soft link>", f"-> {link.path} (not followed)", "")
+    if isinstance(link, h5py.ExternalLink):
+        return None, (depth, name, "<external link>",
+                      f"-> {link.filename}:{link.path} (not followed)", "")
+    return None, (depth, name, "<link>", "(not followed)", "")
+
+
+# -- one node -----------------------------------------------------------------------------------
+def _read_attrs(obj: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    for name in obj.attrs:
+        try:
+            attrs[name] = obj.attrs[name]
+        except (OSError, TypeError, ValueError) as exc:  # a type h5py cannot read
+            attrs[name] = _Unreadable(exc)
+    return attrs
+
+
+class _Unreadable:
+    """An attribute h5py cannot read; shown instead of failing the whole tree."""
+
+    def __init__(self, exc: Exception):
+        self.reason = f"{type(exc).__name__}: {exc}"
+
+    def __repr__(self) -> str:
+        return f"<unreadable: {self.reason}>"
+
+
+def _text(value: Any) -> str | None:
+    """A string attribute's text (h5py gives ``str`` or, for fixed-length strings, ``bytes``)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _node_row(depth: int, name: str, obj: Any, attrs: dict[str, Any]) -> Row:
+    class_name = _text(attrs.get("class"))
+    if isinstance(obj, h5py.Group):
+        if attrs.get("box") is not None:
+            value = obj.get("value")
+            boxed = _text(value.attrs.get("class")) if value is not None else None
+            return depth, name, f"box[{boxed or class_name or '?'}]", "", ""
+        count = len(obj) + len(_inline_members(attrs))
+        detail = f"{count} member{'' if count == 1 else 's'}"
+        if "shape" in attrs and _text(attrs.get("dtype")) is not None:  # numpy object array
+            detail = f"{_shape(attrs['shape'])} {_text(attrs['dtype'])}, {detail}"
+        return depth, name, class_name or "<group>", detail, ""
+    if isinstance(obj, h5py.Dataset):
+        kind, detail = _dataset_description(obj, attrs, class_name)
+        return depth, name, kind, detail, human_size(obj.id.get_storage_size())
+    if isinstance(obj, h5py.Datatype):
+        return depth, name, "<datatype>", str(obj.dtype), ""
+    return depth, name, f"<{type(obj).__name__}>", "", ""  # pragma: no cover
+
+
+def _dataset_description(ds: h5py.Dataset, attrs: dict[str, Any],
+                         class_name: str | None) -> tuple[str, str]:
+    kind = class_name or "<dataset>"
+    shape = ds.shape
+    element_class = _text(attrs.get("element_class"))
+    if element_class is not None and shape:  # a packed sequence
+        kind = f"{kind}[{element_class}]"
+        if element_class == "dict" and ds.dtype.names:
+            n = len(ds.dtype.names)
+            return kind, f"x{shape[0]} ({n} field{'' if n == 1 else 's'})"
+        if len(shape) > 1:
+            return kind, f"x{shape[0]} of {_shape(shape[1:])} {_dtype(ds.dtype)}"
+        return kind, f"x{shape[0]}"
+    if shape is None:
+        return kind, "empty"
+    dtype = _text(attrs.get("dtype")) or _dtype(ds.dtype)  # the logical dtype numpy had
+    if _text(attrs.get("order")) == "F":  # stored transposed
+        return kind, f"{_shape(shape[::-1])} {dtype} (F order)"
+    return kind, f"{_shape(shape)} {dtype}"
+
+
+def _shape(shape: Any) -> str:
+    dims = tuple(int(n) for n in shape)
+    return f"({dims[0]},)" if len(dims) == 1 else str(dims)
+
+
+def _dtype(dtype: Any) -> str:
+    info = h5py.check_string_dtype(dtype)
+    if info is not None:
+        kind = "vlen str" if info.length is None else f"str[{info.length}]"
+        return kind if info.encoding == "utf-8" else f"{kind} ({info.encoding})"
+    if dtype.names:
+        return f"compound ({len(dtype.names)} fields)"
+    return str(dtype)
+
+
+# -- members and attributes ---------------------------------------------------------------------
+def _inline_members(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attrs.items() if k not in RESERVED_ATTRIBUTES}
+
+
+def _inline_row(depth: int, name: str, raw: Any) -> Row:
+    if isinstance(raw, _Unreadable):
+        return depth, name, "<attribute>", repr(raw), ""
+    value = inline_value(raw)
+    kind = type_name(value)
+    return depth, name, kind, "" if value is None else f"= {short_repr(value, _VALUE_WIDTH)}", ""
+
+
+def _member_order(children: list[str], inline: dict[str, Any], keys: Any) -> list[str]:
+    """Members in their stored order: the ``keys`` attribute when there is one, numeric for
+    sequences ("0", "1", ...), else by name; names ``keys`` does not list come last."""
+    names = list(dict.fromkeys([*children, *inline]))
+    ordered: list[str] = []
+    if keys is not None and not isinstance(keys, (str, bytes)):
+        try:
+            listed = [_text(k) for k in keys]
+        except TypeError:
+            listed = []
+        present = set(names)
+        ordered = [k for k in dict.fromkeys(listed) if k is not None and k in present]
+    taken = set(ordered)
+    rest = sorted((n for n in names if n not in taken), key=_name_key)
+    return ordered + rest
+
+
+def _name_key(name: str) -> tuple[int, int, str]:
+    if name.isascii() and name.isdigit():
+        return 0, int(name), name
+    return 1, 0, name
+
+
+def _attribute_rows(depth: int, obj: Any, attrs: dict[str, Any]) -> list[Row]:
+    """``@name = value`` rows: for a group its reserved (metadata) attributes, for a dataset
+    all of them (datasets have no inline members). ``class`` comes first."""
+    if isinstance(obj, h5py.Group):
+        names = [k for k in attrs if k in RESERVED_ATTRIBUTES]
+    else:
+        names = list(attrs)
+    names.sort(key=lambda k: (k != "class", k))
+    return [(depth, f"@{k}", f"= {short_repr(attrs[k], 60)}", "", "") for k in names]
