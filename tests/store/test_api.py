@@ -112,6 +112,7 @@ def test_leaf_at_root_is_boxed(tmp_path):
     with h5py.File(path, "r") as f:
         assert f.attrs["class"] == "numpy.ndarray" and f.attrs["box"] == 1
         assert f["value"][()].tolist() == [0, 1, 2]
+        assert f.attrs["h5forge_format"] == "1" and "h5forge_format" not in f["value"].attrs
     assert h5forge.load(path).tolist() == [0, 1, 2]
 
 
@@ -171,6 +172,7 @@ def test_configuration_applies_chunks_and_compression(tmp_path):
 
 
 def test_plan_lists_datasets_before_writing():
-    node = h5forge.store.plan({"a": np.zeros(3), "b": {"c": [1.0, 2.0]}})
+    node = h5forge.store.plan({"a": np.zeros(3), "b": {"c": [1.0] * 100, "d": [1.0, 2.0]}})
     assert node.kind == "group" and node.members["a"].kind == "dataset"
     assert node.members["b"].members["c"].attrs["element_class"] == "float"
+    assert node.members["b"].members["d"].kind == "inline"  # short lists are attributes

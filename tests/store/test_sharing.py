@@ -88,3 +88,11 @@ def test_immutables_are_not_linked(tmp_path):
     s = "a shared string that is long enough" * 20
     out, path = roundtrip({"a": s, "b": s}, tmp_path)
     assert out == {"a": s, "b": s}
+
+
+def test_short_list_inline_then_shared(tmp_path):
+    short = [1, 2, 3]  # short lists are inline attributes until reached a second time
+    out, path = roundtrip({"a": short, "b": short, "c": [4, 5]}, tmp_path)
+    assert out["a"] is out["b"] and out["a"] == [1, 2, 3]
+    with h5py.File(path, "r") as f:
+        assert f["a"].id == f["b"].id and list(f.attrs["c"]) == [4, 5]

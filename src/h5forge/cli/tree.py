@@ -84,9 +84,9 @@ def format_rows(rows: Iterator[Row] | list[Row]) -> list[str]:
     type_width = min(_MAX_TYPE_COLUMN, max((len(t) for _, _, t, _, _ in rows), default=0))
     lines = []
     for depth, name, kind, detail, size in rows:
-        cells = [(_INDENT * depth + name).ljust(name_width), kind.ljust(type_width), detail, size]
-        lines.append("  ".join(cells).rstrip().replace("    " + size, "  " + size, 1)
-                     if size and not detail else "  ".join(cells).rstrip())
+        head = f"{(_INDENT * depth + name).ljust(name_width)}  {kind.ljust(type_width)}"
+        tail = "  ".join(cell for cell in (detail, size) if cell)
+        lines.append(f"{head}  {tail}".rstrip())
     return lines
 
 
@@ -299,4 +299,4 @@ def _attribute_rows(depth: int, obj: Any, attrs: dict[str, Any]) -> list[Row]:
     else:
         names = list(attrs)
     names.sort(key=lambda k: (k != "class", k))
-    return [(depth, f"@{k}", f"= {short_repr(attrs[k], 60)}", "", "") for k in names]
+    return [(depth, f"@{k}", "", f"= {short_repr(attrs[k], 60)}", "") for k in names]

@@ -12,9 +12,9 @@ from h5forge import _h5
 from h5forge.errors import CodecError, CorruptFileError, H5ForgeError, NodeExistsError, \
     NodeNotFoundError
 from h5forge.store import codecs  # noqa: F401  (registers the built-in codecs)
-from h5forge.store.decoder import Decoder
+from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
-from h5forge.store.layout import FORMAT_VERSION, Node, group_node
+from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES, Node, group_node
 from h5forge.store.writer import DatasetOptions, write_members, write_node
 
 __all__ = ["dump", "load", "plan"]
@@ -126,7 +126,8 @@ def _write_or_remove(parent, name, root, location, options):
 def _dump_onto_group(group: h5py.Group, root: Node, overwrite: bool, options, where: str):
     """Write ``root`` as ``group`` itself (a leaf goes into a box: see docs/FORMAT.md)."""
     if root.kind != "group":
-        box = group_node(root.attrs["class"], box=1, h5forge_format=FORMAT_VERSION)
+        box = group_node(root.attrs["class"], box=1, h5forge_format=root.attrs.pop(
+            "h5forge_format", FORMAT_VERSION))
         box.add("value", root)
         root = box
     if _occupied(group):
@@ -199,13 +200,22 @@ def load(source: _h5.PathLike | h5py.Group, path: str = "/", *, lazy: bool = Fal
         return _load_from(group, path, decoder)
 
 
+def _load_inline(group: h5py.Group, rel: str, where: str) -> Any:
+    """An inline member (an attribute of its container, see docs/FORMAT.md) named by a path."""
+    parent, _, name = rel.rpartition("/")
+    container = group.get(parent) if parent else group
+    if container is None or name in RESERVED_ATTRIBUTES or name not in container.attrs:
+        raise NodeNotFoundError(f"{where}: no such node")
+    return inline_value(container.attrs[name])
+
+
 def _load_from(group: h5py.Group, path: str, decoder: Decoder) -> Any:
     rel = "/".join(_h5.split_path(path))
     where = _h5.describe(group, rel)
     try:
         node = group[rel] if rel else group
     except KeyError:
-        raise NodeNotFoundError(f"{where}: no such node") from None
+        return _load_inline(group, rel, where)
     if isinstance(node, h5py.Datatype):
         raise CorruptFileError(f"{where} is a named datatype, not a stored object")
     try:

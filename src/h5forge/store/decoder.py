@@ -17,6 +17,7 @@ import numpy as np
 
 from h5forge.errors import CorruptFileError, FormatVersionError, H5ForgeError, UnsafeContentError
 from h5forge.store import registry
+from h5forge.store.attributes import read_attrs
 from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES
 
 __all__ = ["Decoder", "Stored", "UnknownClassWarning", "inline_value"]
@@ -115,12 +116,9 @@ def inline_value(value: Any) -> Any:
         return complex(value)
     if tp is h5py.Empty:
         return None
+    if tp is np.ndarray and value.ndim == 1 and value.dtype.kind in "ifbcO":
+        return value.tolist()  # an inline list (docs/FORMAT.md)
     return value  # a foreign attribute: keep h5py's value
-
-
-def read_attrs(h5obj) -> dict[str, Any]:
-    attrs = h5obj.attrs
-    return {name: attrs[name] for name in attrs}
 
 
 class Decoder:

@@ -12,10 +12,12 @@ from h5forge.errors import CodecError
 from h5forge.store import registry
 from h5forge.store.layout import Node, inline_node, link_node
 
-__all__ = ["Encoder", "is_inline_scalar", "INLINE_STR_MAX"]
+__all__ = ["Encoder", "is_inline_scalar", "is_inline_list", "INLINE_STR_MAX"]
 
 #: Longest str stored inline as an attribute; longer ones get their own dataset.
 INLINE_STR_MAX = 256
+#: Longest list of same-typed scalars stored inline as a 1-D attribute.
+INLINE_LIST_MAX = 64
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -29,6 +31,17 @@ def is_inline_scalar(obj: Any) -> bool:
     if tp is str:
         return len(obj) <= INLINE_STR_MAX and is_plain_text(obj)
     return False
+
+
+def is_inline_list(obj: Any) -> bool:
+    """Whether ``obj`` is a short non-empty list of inline scalars of one type (not None),
+    which is stored as a 1-D attribute array."""
+    if type(obj) is not list or not 0 < len(obj) <= INLINE_LIST_MAX:
+        return False
+    tp = type(obj[0])
+    if tp not in (int, float, bool, str, complex):
+        return False
+    return all(type(v) is tp and is_inline_scalar(v) for v in obj)
 
 
 def is_plain_text(text: str) -> bool:
@@ -71,15 +84,21 @@ class Encoder:
         """The node for ``obj`` at object path ``where`` (inline attribute when allowed)."""
         if inline and is_inline_scalar(obj):
             return inline_node(obj)
+        key = id(obj)
+        entry = self._memo.get(key)
+        if inline and entry is None and is_inline_list(obj):
+            node = inline_node(obj)
+            self._memo[key] = (obj, node)
+            return node
         codec = self.codec_for(obj, where)
         if not codec.tracks_identity:
             return codec.encode(obj, self, where)
-        key = id(obj)
-        entry = self._memo.get(key)
         if entry is not None:
             target = entry[1]
             if isinstance(target, _Packed):
                 target = self._unpack(target, key)
+            elif target.kind == "inline":  # an inline list reached again: give it a node
+                target.become(codec.encode(obj, self, where))
             return link_node(target)
         holder = Node("group")
         self._memo[key] = (obj, holder)

@@ -7,35 +7,14 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
+from h5forge.store.attributes import write_attr
 from h5forge.store.layout import Node
 
-__all__ = ["write_node", "write_members", "write_attr", "DatasetOptions"]
+__all__ = ["write_node", "write_members", "DatasetOptions"]
 
 _STR = h5py.string_dtype()
 #: Called with (location, node) for each dataset; returns extra create_dataset keywords.
 DatasetOptions = Callable[[str, Node], dict[str, Any]]
-
-
-def write_attr(h5obj, name: str, value: Any) -> None:
-    """Write one attribute with the HDF5 type the format gives each Python type."""
-    attrs = h5obj.attrs
-    tp = type(value)
-    if tp is str:
-        attrs.create(name, value, dtype=_STR)
-    elif value is None:
-        attrs[name] = h5py.Empty("f4")
-    elif tp is bool:
-        attrs[name] = np.bool_(value)
-    elif tp is int:
-        attrs.create(name, value, dtype="i8")
-    elif tp is list or tp is tuple:
-        arr = np.asarray(value, dtype=object if all(type(v) is str for v in value) else None)
-        if arr.dtype == object:
-            attrs.create(name, arr, dtype=_STR)
-        else:
-            attrs[name] = arr
-    else:
-        attrs[name] = value
 
 
 def write_members(group: h5py.Group, node: Node, location: str, options: DatasetOptions | None):
