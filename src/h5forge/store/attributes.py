@@ -29,9 +29,9 @@ _TYPES = {  # python type -> (file type, memory type, numpy dtype)
 _EMPTY_TYPE = h5t.py_create(np.dtype("f4"), logical=True)
 
 
-def _scalar(oid, name: bytes, htype, data: np.ndarray) -> None:
-    aid = h5a.create(oid, name, htype, _SCALAR)
-    aid.write(data)
+def _create(oid, name: bytes, htype, data: np.ndarray) -> None:
+    space = _SCALAR if data.ndim == 0 else h5s.create_simple(data.shape)
+    h5a.create(oid, name, htype, space).write(data)
 
 
 def write_attr(h5obj, name: str, value: Any) -> None:
@@ -40,17 +40,22 @@ def write_attr(h5obj, name: str, value: Any) -> None:
     complex -> complex128, None -> empty, list of str -> 1-D string array."""
     oid, key, tp = h5obj.id, name.encode("utf-8"), type(value)
     if tp is str:
-        _scalar(oid, key, _VSTR, np.array(value, dtype=_STR_DTYPE))
+        _create(oid, key, _VSTR, np.array(value, dtype=_STR_DTYPE))
     elif tp in _TYPES:
         htype, dtype = _TYPES[tp]
-        _scalar(oid, key, htype, np.array(value, dtype=dtype))
+        _create(oid, key, htype, np.array(value, dtype=dtype))
     elif value is None:
         h5a.create(oid, key, _EMPTY_TYPE, _NULL)
-    elif (tp is list or tp is tuple) and value and all(type(v) is str for v in value):
-        data = np.array(value, dtype=_STR_DTYPE)
-        aid = h5a.create(oid, key, _VSTR, h5s.create_simple(data.shape))
-        aid.write(data)
-    elif tp is list or tp is tuple:
+    elif (tp is list or tp is tuple) and value:
+        first = type(value[0])
+        if all(type(v) is first for v in value):
+            if first is str:
+                _create(oid, key, _VSTR, np.array(value, dtype=_STR_DTYPE))
+                return
+            if first in _TYPES:
+                htype, dtype = _TYPES[first]
+                _create(oid, key, htype, np.array(value, dtype=dtype))
+                return
         h5obj.attrs[name] = np.asarray(value)
     else:
         h5obj.attrs[name] = value

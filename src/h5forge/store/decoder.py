@@ -20,7 +20,7 @@ from h5forge.store import registry
 from h5forge.store.attributes import read_attrs
 from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES
 
-__all__ = ["Decoder", "Stored", "UnknownClassWarning", "inline_value"]
+__all__ = ["Decoder", "Stored", "UnknownClassWarning", "inline_value", "open_child"]
 
 
 class UnknownClassWarning(UserWarning):
@@ -101,6 +101,20 @@ def _hard_link_names(group: h5py.Group, path: str) -> list[str]:
     return names
 
 
+def open_child(stored: Stored, name: str) -> h5py.Group | h5py.Dataset:
+    """Open child ``name`` of a group node (low-level: h5py's ``group[name]`` costs several
+    times more and the decoder opens every node)."""
+    try:
+        oid = h5py.h5o.open(stored.group().id, name.encode("utf-8"))
+    except KeyError:
+        raise CorruptFileError(f"{stored.child_path(name)}: member is missing") from None
+    if isinstance(oid, h5py.h5g.GroupID):
+        return h5py.Group(oid)
+    if isinstance(oid, h5py.h5d.DatasetID):
+        return h5py.Dataset(oid)
+    raise CorruptFileError(f"{stored.child_path(name)}: a named datatype is not a stored object")
+
+
 def inline_value(value: Any) -> Any:
     """The Python value of an inline attribute (see docs/FORMAT.md, "Inline members")."""
     tp = type(value)
@@ -174,19 +188,11 @@ class Decoder:
         """Decode member ``name`` of a group node (child node or inline attribute)."""
         if name in stored.attrs and name not in RESERVED_ATTRIBUTES:
             return inline_value(stored.attrs[name])
-        try:
-            child = stored.group()[name]
-        except KeyError:
-            raise CorruptFileError(f"{stored.child_path(name)}: member is missing") from None
-        return self.decode(child, stored.child_path(name))
+        return self.child(stored, name)
 
     def child(self, stored: Stored, name: str) -> Any:
         """Decode child node ``name`` (never an attribute)."""
-        try:
-            child = stored.group()[name]
-        except KeyError:
-            raise CorruptFileError(f"{stored.child_path(name)}: child node is missing") from None
-        return self.decode(child, stored.child_path(name))
+        return self.decode(open_child(stored, name), stored.child_path(name))
 
     def members(self, stored: Stored) -> dict[str, Any]:
         """All members by name (children, then inline attributes)."""

@@ -17,7 +17,8 @@ import numpy as np
 from h5forge.errors import CodecError, CorruptFileError, ResourceLimitError
 from h5forge.store import registry
 from h5forge.store.codecs.builtins import decode_sequence, encode_sequence
-from h5forge.store.decoder import Decoder, Stored
+from h5forge.store.attributes import read_attrs
+from h5forge.store.decoder import Decoder, Stored, open_child
 from h5forge.store.encoder import Encoder, is_plain_text
 from h5forge.store.layout import Node, dataset_node, group_node
 from h5forge.store.lazy import LAZY_MIN_BYTES, LazyArray
@@ -190,23 +191,18 @@ class MaskedArrayCodec(registry.Codec):
         return node
 
     def decode(self, stored, dec):
-        data = read_array(Stored(*_child(stored, "data")), dec)
+        data = read_array(_child(stored, "data"), dec)
         mask = np.ma.nomask
         if "mask" in stored.children():
-            mask = read_array(Stored(*_child(stored, "mask")), dec)
+            mask = read_array(_child(stored, "mask"), dec)
         return np.ma.MaskedArray(np.asarray(data), mask=mask,
                                  fill_value=dec.child(stored, "fill_value"),
                                  hard_mask=bool(stored.attrs.get("hardmask", False)))
 
 
-def _child(stored: Stored, name: str) -> tuple[Any, dict, str]:
-    from h5forge.store.decoder import read_attrs
-
-    try:
-        h5obj = stored.group()[name]
-    except KeyError:
-        raise CorruptFileError(f"{stored.child_path(name)}: member is missing") from None
-    return h5obj, read_attrs(h5obj), stored.child_path(name)
+def _child(stored: Stored, name: str) -> Stored:
+    h5obj = open_child(stored, name)
+    return Stored(h5obj, read_attrs(h5obj), stored.child_path(name))
 
 
 class ScalarCodec(registry.Codec):
