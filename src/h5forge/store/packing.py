@@ -59,7 +59,8 @@ def pack_scalars(values: list[Any]) -> tuple[np.ndarray, Any, str] | None:
 
 def _array_field(values: list[Any]) -> tuple[np.dtype, tuple[int, ...]] | None:
     first = values[0]
-    if type(first) is not np.ndarray or first.dtype.kind not in _NUMERIC_KINDS:
+    if type(first) is not np.ndarray or first.dtype.kind not in _NUMERIC_KINDS \
+            or not first.dtype.isnative:
         return None
     dtype, shape = first.dtype, first.shape
     for v in values:
@@ -79,7 +80,8 @@ def pack_arrays(values: list[Any]) -> np.ndarray | None:
 
 def _numpy_scalar_field(values: list[Any]) -> np.dtype | None:
     first = values[0]
-    if not isinstance(first, np.generic) or first.dtype.kind not in _NUMERIC_KINDS:
+    if not isinstance(first, np.generic) or first.dtype.kind not in _NUMERIC_KINDS \
+            or not first.dtype.isnative:
         return None
     tp, dtype = type(first), first.dtype
     if all(type(v) is tp and v.dtype == dtype for v in values):

@@ -63,8 +63,10 @@ def array_node(arr: np.ndarray, class_name: str, enc: Encoder, where: str,
         return _text_array(arr.astype(object), class_name, "StringDType", where)
     if dtype.kind == "U":
         return _text_array(arr.astype(object), class_name, dtype.str, where)
-    if dtype.kind in "mM":
-        return dataset_node(class_name, arr.view(np.int64), dtype=dtype.name)
+    if dtype.kind in "mM":  # int64 ticks; the unit (and a non-native byte order) in "dtype"
+        native = dtype.isnative
+        return dataset_node(class_name, arr.view(np.int64 if native else ">i8"),
+                            dtype=dtype.name if native else dtype.str)
     if not _plain_dtype(dtype):
         raise CodecError(f"cannot store {where}: numpy dtype {dtype} has fields HDF5 cannot "
                          f"hold (unicode, object or datetime inside a structured dtype)")
@@ -120,7 +122,8 @@ def read_array(stored: Stored, dec: Decoder) -> np.ndarray | LazyArray:
     dtype = _numpy_dtype(dtype_name, stored.path)
     if dtype.kind not in "mM":
         raise CorruptFileError(f"{stored.path}: unexpected dtype attribute {dtype_name!r}")
-    return np.asarray(ds[()], dtype=np.int64).view(dtype)
+    ticks = np.asarray(ds[()]).astype(np.int64)
+    return ticks.view(dtype.newbyteorder("=")).astype(dtype)
 
 
 def _numpy_dtype(name: str, path: str) -> np.dtype:
