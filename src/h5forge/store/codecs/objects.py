@@ -31,7 +31,6 @@ __all__ = ["ObjectCodec", "object_state"]
 
 INSTANCE_ATTRIBUTES = "instance_attributes"
 CLASS_ATTRIBUTES = "class_attributes"
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: the class was defined in Python
 #: Python-defined classes whose instances stand for live resources, not data.
 _LIVE = (io.IOBase, socket.socket, h5py.HLObject, types.ModuleType, types.FunctionType,
          types.MethodType, types.GeneratorType, types.CoroutineType, BaseException)
@@ -88,12 +87,15 @@ def _state_node(enc, state: Any, where: str):
 
 
 class ObjectCodec(registry.Codec):
-    """Instances of classes defined in Python that no other codec claims."""
+    """Instances of classes defined in Python that no other codec claims: every class in the
+    MRO keeps its state in ``__dict__`` or ``__slots__`` (so no C-level state is lost)."""
 
     fallback = True
 
     def matches(self, tp):
-        return bool(tp.__flags__ & _HEAPTYPE) and not issubclass(tp, _LIVE)
+        return tp is not object and not issubclass(tp, _LIVE) and all(
+            "__slots__" in vars(klass) or klass.__dictoffset__ != 0
+            for klass in tp.__mro__ if klass is not object)
 
     def encode(self, obj, enc, where):
         cls = type(obj)
