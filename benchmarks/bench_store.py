@@ -1,0 +1,537 @@
+#!/usr/bin/env python
+"""Benchmark ``h5forge.dump`` / ``h5forge.load`` side by side with its peers.
+
+Peers: hickle (``hickle.dump`` / ``hickle.load``), h5io (``h5io.write_hdf5`` /
+``h5io.read_hdf5``), pickle (to a file) and, where a hand-written layout is meaningful, raw h5py.
+
+Three cases, each printed as one table:
+
+1. **records** - 10,000 small records, a list of dicts
+   ``{"id": int, "x": float, "name": short str, "v": 4 float64 ndarray}``.
+   Targets: h5forge dump+load at least 20x faster than hickle; h5forge file at most 3x pickle's.
+   Raw h5py writes the same records by hand as one compound dataset and rebuilds the dicts.
+2. **tree** - a nested config-like tree of ~2,000 heterogeneous nodes (dicts nested 3-4 levels
+   deep holding ints, floats, strs, bools, None, short lists of numbers, small arrays, tuples).
+   Target: h5forge dump+load at least 5x faster than hickle.  (Raw h5py has no generic layout
+   for such a tree, so it is left out.)
+3. **array** - one big float64 array (1 GiB by default, ``--big-mb`` to change it).
+   Targets: h5forge write and read throughput each at least 0.9x raw h5py's
+   (``f.create_dataset("a", data=arr)`` and ``f["a"][()]``).
+
+What is measured: the wall time of one dump to a new file and one load of that file, the best of
+``--repeat`` timed repetitions (dump and load each taken separately), with the garbage collector
+paused during the timed call (as :mod:`timeit` does).  An untimed first pass checks every peer's
+round trip and warms up imports, caches and the memory allocator.  Every pass runs all peers in
+turn, rotating the order so no peer is always first or last; each peer deletes its file after
+loading it, and all peers see the page cache the same way (writes end in the page cache, loads
+read what was just written).  ``--cold`` makes loads read from disk instead (fsync +
+``POSIX_FADV_DONTNEED`` before each load, for every peer).  Written files live in a temporary
+directory (``--tmpdir``) that is removed at the end.
+
+Each peer must load back what it dumped: in the first pass the result is compared with the input
+(values; arrays by shape, dtype and contents, the big one on a sample), so a broken peer cannot
+produce a bogus ratio.  A peer that fails, whose round trip differs, or that is not installed is
+shown as ``n/a`` with the reason.  The ``round trip`` column also says whether Python types were
+kept (e.g. hickle turns a list of ints into numpy scalars, h5io turns bools into ints).
+
+Ratios: ``vs h5forge`` = peer total / h5forge total (> 1 means h5forge is faster);
+``size/pickle`` = file size / pickle's file size.  Targets print PASS or MISS; the script never
+fails because of them.
+
+    python benchmarks/bench_store.py --quick     # smoke run: 1,000 records, 64 MiB array, 1 repeat
+    python benchmarks/bench_store.py             # full run
+    python benchmarks/bench_store.py --cases array --big-mb 256 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import pickle
+import platform
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import h5py
+import numpy as np
+
+MIB = 1024**2
+CASES = ("records", "tree", "array")
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+def _import(name: str):
+    """Return ``(module, None)`` or ``(None, reason)``."""
+    try:
+        return __import__(name), None
+    except Exception as exc:  # ImportError, or a broken install
+        return None, f"not importable ({type(exc).__name__}: {exc})"
+
+
+def _import_h5forge():
+    module, reason = _import("h5forge")
+    if module is None:  # running from a checkout without `pip install -e .`
+        src = Path(__file__).resolve().parents[1] / "src"
+        if (src / "h5forge").is_dir():
+            sys.path.insert(0, str(src))
+            module, reason = _import("h5forge")
+    if module is not None and not all(hasattr(module, f) for f in ("dump", "load")):
+        where = getattr(module, "__file__", None) or list(module.__path__)
+        return None, f"incomplete: h5forge at {where} has no dump/load"
+    return module, reason
+
+
+h5forge, H5FORGE_MISSING = _import_h5forge()
+hickle, HICKLE_MISSING = _import("hickle")
+h5io, H5IO_MISSING = _import("h5io")
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    dump: Callable[[Any, str], object] | None  # (obj, path) -> anything
+    load: Callable[[str], Any] | None  # path -> obj
+    missing: str | None = None  # why this peer cannot run
+
+
+def _pickle_dump(obj, path):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _pickle_load(path):
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _peer(name, module, missing, dump, load) -> Peer:
+    return Peer(name, dump, load) if module is not None else Peer(name, None, None, missing)
+
+
+def generic_peers() -> list[Peer]:
+    """The peers that take any object tree; h5forge first (the reference of every ratio)."""
+    return [
+        _peer("h5forge", h5forge, H5FORGE_MISSING,
+              lambda obj, p: h5forge.dump(obj, p), lambda p: h5forge.load(p)),
+        _peer("hickle", hickle, HICKLE_MISSING,
+              lambda obj, p: hickle.dump(obj, p, mode="w"), lambda p: hickle.load(p)),
+        _peer("h5io", h5io, H5IO_MISSING,
+              lambda obj, p: h5io.write_hdf5(p, obj, title="bench", overwrite=True),
+              lambda p: h5io.read_hdf5(p, title="bench")),
+        Peer("pickle", _pickle_dump, _pickle_load),
+    ]
+
+
+# Raw h5py, hand-written per case.
+
+RECORD_DTYPE = np.dtype([("id", "<i8"), ("x", "<f8"), ("name", h5py.string_dtype()),
+                         ("v", "<f8", (4,))])
+
+
+def _h5py_records_dump(records, path):
+    rows = np.array([(r["id"], r["x"], r["name"], r["v"]) for r in records], dtype=RECORD_DTYPE)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("records", data=rows)
+
+
+def _h5py_records_load(path):
+    with h5py.File(path, "r") as f:
+        rows = f["records"][()]
+    names = [n.decode() for n in rows["name"]]
+    return [{"id": i, "x": x, "name": n, "v": v}
+            for i, x, n, v in zip(rows["id"].tolist(), rows["x"].tolist(), names, rows["v"])]
+
+
+def _h5py_array_dump(arr, path):
+    with h5py.File(path, "w") as f:
+        f.create_dataset("a", data=arr)
+
+
+def _h5py_array_load(path):
+    with h5py.File(path, "r") as f:
+        return f["a"][()]
+
+
+H5PY_RECORDS = Peer("h5py", _h5py_records_dump, _h5py_records_load)
+H5PY_ARRAY = Peer("h5py", _h5py_array_dump, _h5py_array_load)
+H5PY_NONE = Peer("h5py", None, None, "no generic layout for a nested tree in raw h5py")
+
+
+# ----------------------------------------------------------------------------- timing and checks
+
+
+def timed(fn, *args):
+    """Return ``(seconds, fn(*args))`` with the garbage collector paused, as timeit does."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        result = fn(*args)
+        return time.perf_counter() - start, result
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def drop_cache(path):
+    """Flush ``path`` and evict it from the page cache (Linux), so the next read hits the disk."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+class RoundTripError(Exception):
+    """A peer loaded back something other than what it dumped."""
+
+
+def first_difference(a, b, strict, where="obj"):
+    """Describe the first place where ``b`` differs from ``a``, or return None.
+
+    Not strict: values must be equal, containers may change type (tuple -> list, bool -> int,
+    float -> numpy.float64).  Strict: types must be kept too.
+    """
+    if strict and type(a) is not type(b):
+        return f"{where}: {type(a).__name__} -> {type(b).__name__}"
+    if isinstance(a, np.ndarray):
+        if not (isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype
+                and np.array_equal(a, b)):
+            return f"{where}: array differs"
+        return None
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or set(a) != set(b):
+            return f"{where}: keys differ"
+        items = ((f"{where}[{k!r}]", a[k], b[k]) for k in a)
+    elif isinstance(a, (list, tuple)):
+        if not isinstance(b, (list, tuple)) or len(a) != len(b):
+            return f"{where}: length or kind differs"
+        items = ((f"{where}[{i}]", x, y) for i, (x, y) in enumerate(zip(a, b)))
+    elif isinstance(b, (dict, list, tuple)) or (isinstance(b, np.ndarray) and b.ndim) \
+            or (a is None) != (b is None) or not a == b:
+        return f"{where}: {a!r} != {b!r}"
+    else:
+        return None
+    for sub, x, y in items:
+        diff = first_difference(x, y, strict, sub)
+        if diff:
+            return diff
+    return None
+
+
+def check_tree(expected, got) -> str:
+    """Raise RoundTripError if values differ; return a note on whether types were kept."""
+    diff = first_difference(expected, got, strict=False)
+    if diff:
+        raise RoundTripError(diff)
+    lost = first_difference(expected, got, strict=True)
+    return "ok" if lost is None else f"ok, types lost ({lost})"
+
+
+def check_array(expected, got) -> str:
+    """Shape, dtype and ~1,000 sampled values of a big array."""
+    if not isinstance(got, np.ndarray) or got.shape != expected.shape or got.dtype != expected.dtype:
+        raise RoundTripError(f"got {type(got).__name__} {getattr(got, 'shape', '')} "
+                             f"{getattr(got, 'dtype', '')}")
+    index = np.linspace(0, expected.size - 1, 1001).astype(np.intp)
+    if not np.array_equal(expected.ravel()[index], got.ravel()[index]):
+        raise RoundTripError("sampled values differ")
+    return "ok"
+
+
+@dataclass
+class Result:
+    dump_s: float = float("inf")
+    load_s: float = float("inf")
+    size: int = 0
+    note: str = ""
+    error: str | None = None
+
+    @property
+    def total_s(self):
+        return self.dump_s + self.load_s
+
+
+def run_peers(peers, obj, check, workdir, repeat, cold=False) -> dict[str, Result]:
+    """Dump and load ``obj`` with every peer: one untimed pass that checks the round trip (and
+    warms up imports, caches and the allocator), then ``repeat`` timed passes, rotating the order
+    of the peers each pass.  Keeps the best dump and the best load time of each peer."""
+    results = {p.name: Result(error=p.missing) for p in peers}
+    for rep in range(-1, repeat):  # -1: the checking warm-up pass
+        shift = max(rep, 0) % len(peers)
+        for peer in peers[shift:] + peers[:shift]:
+            result = results[peer.name]
+            if result.error:
+                continue
+            path = os.path.join(workdir, f"{peer.name}.bin")
+            try:
+                dump_s, _ = timed(peer.dump, obj, path)
+                size = os.path.getsize(path)
+                if cold:
+                    drop_cache(path)
+                load_s, out = timed(peer.load, path)
+                if rep < 0:
+                    result.note = check(obj, out)
+                del out
+            except Exception as exc:  # a failing peer is reported, never fatal
+                message = str(exc).splitlines()[0] if str(exc) else ""
+                result.error = f"{type(exc).__name__}: {message}"[:200]
+                continue
+            finally:
+                if os.path.exists(path):
+                    os.remove(path)
+            if rep >= 0:
+                result.dump_s = min(result.dump_s, dump_s)
+                result.load_s = min(result.load_s, load_s)
+                result.size = size
+    return results
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def fmt_time(s):
+    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.3f} s"
+
+
+def fmt_size(n):
+    for unit, scale in (("GiB", 1024**3), ("MiB", MIB), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"
+
+
+def print_table(title, headers, rows):
+    """First column left-aligned, the others right-aligned, the last one left-aligned (notes)."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+
+    def line(cells):
+        out = []
+        for i, (cell, w) in enumerate(zip(cells, widths)):
+            left = i == 0 or i == len(cells) - 1
+            out.append(str(cell).ljust(w) if left else str(cell).rjust(w))
+        return "  ".join(out).rstrip()
+
+    print(f"\n{title}")
+    print(line(headers))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+
+
+def ratio(num, den):
+    return num / den if den and np.isfinite(num) and np.isfinite(den) else None
+
+
+def fmt_ratio(r):
+    return "n/a" if r is None else f"{r:.2f}x"
+
+
+def results_table(title, results, nbytes=None):
+    """One row per peer; with ``nbytes`` (the array size) also write/read MiB/s."""
+    ref = results.get("h5forge")
+    ref_total = ref.total_s if ref and not ref.error else None
+    pickle_res = results.get("pickle")
+    pickle_size = pickle_res.size if pickle_res and not pickle_res.error else None
+    headers = ["peer", "dump", "load", "total", "file size"]
+    if nbytes:
+        headers += ["write MiB/s", "read MiB/s"]
+    headers += ["vs h5forge", "size/pickle", "round trip"]
+    rows = []
+    for name, r in results.items():
+        if r.error:
+            rows.append([name] + ["n/a"] * (len(headers) - 2) + [f"n/a: {r.error}"])
+            continue
+        row = [name, fmt_time(r.dump_s), fmt_time(r.load_s), fmt_time(r.total_s), fmt_size(r.size)]
+        if nbytes:
+            row += [f"{nbytes / MIB / r.dump_s:.0f}", f"{nbytes / MIB / r.load_s:.0f}"]
+        row += [fmt_ratio(ratio(r.total_s, ref_total)), fmt_ratio(ratio(r.size, pickle_size)),
+                r.note]
+        rows.append(row)
+    print_table(title, headers, rows)
+
+
+def report_target(description, value, passes):
+    """``value`` is a ratio or None (could not be measured); ``passes(value)`` -> bool."""
+    status = "n/a " if value is None else ("PASS" if passes(value) else "MISS")
+    shown = "not measured (see the table)" if value is None else fmt_ratio(value)
+    print(f"  {status}  {description}: {shown}")
+
+
+def _ok(results, name):
+    r = results.get(name)
+    return r if r is not None and not r.error else None
+
+
+def speedup_over(results, peer):
+    """peer total / h5forge total, or None when either is missing."""
+    ref, other = _ok(results, "h5forge"), _ok(results, peer)
+    return ratio(other.total_s, ref.total_s) if ref and other else None
+
+
+# ----------------------------------------------------------------------------- cases
+
+WORDS = ("alpha", "beta", "gain", "offset", "rate", "mode", "label", "unit", "scale", "limit",
+         "seed", "path", "level", "window", "detector", "channel", "filter", "model", "run")
+
+
+def make_records(n, seed=0):
+    rng = np.random.default_rng(seed)
+    xs, vs = rng.random(n), rng.random((n, 4))
+    return [{"id": i, "x": float(xs[i]), "name": f"rec{i:05d}", "v": vs[i].copy()}
+            for i in range(n)]
+
+
+def count_nodes(obj, counter=None) -> Counter:
+    """Count every object in the tree (containers and their members) by type name."""
+    counter = Counter() if counter is None else counter
+    counter[type(obj).__name__] += 1
+    children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) \
+        else ()
+    for child in children:
+        count_nodes(child, counter)
+    return counter
+
+
+def make_tree(n_nodes, seed=0):
+    """A config-like dict tree, 3-4 levels of dicts, with at least ``n_nodes`` nodes."""
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    leaves = (
+        lambda: rng.randint(-1000, 10**6),
+        lambda: rng.uniform(-1e3, 1e3),
+        lambda: rng.choice(WORDS) + "-" + str(rng.randint(0, 99)),
+        lambda: rng.random() < 0.5,
+        lambda: None,
+        lambda: [rng.randint(0, 100) for _ in range(rng.randint(2, 6))],
+        lambda: [round(rng.uniform(0, 1), 3) for _ in range(rng.randint(2, 6))],
+        lambda: nprng.random(rng.randint(3, 16)),
+        lambda: nprng.integers(0, 255, size=(2, rng.randint(2, 5)), dtype=np.int32),
+    )
+    weights = (5, 5, 5, 3, 1, 2, 2, 2, 1)
+
+    def leaf():
+        if rng.random() < 0.03:  # a few tuples
+            return (rng.choice(WORDS), rng.randint(0, 9), rng.uniform(0, 1))
+        return rng.choices(leaves, weights)[0]()
+
+    def branch(depth):
+        node = {}
+        for i in range(rng.randint(3, 8)):
+            key = f"{rng.choice(WORDS)}_{i}"
+            node[key] = branch(depth + 1) if depth < 4 and rng.random() < 0.35 else leaf()
+        return node
+
+    tree = {}
+    while sum(count_nodes(tree).values()) < n_nodes:
+        tree[f"section_{len(tree)}"] = branch(2)
+    return tree
+
+
+def case_records(args, workdir):
+    records = make_records(args.records)
+    results = run_peers(generic_peers() + [H5PY_RECORDS], records, check_tree, workdir,
+                        args.repeat or 3, args.cold)
+    results_table(f"[1] records: {len(records):,} dicts {{id, x, name, v[4]}}", results)
+    ref, pkl = _ok(results, "h5forge"), _ok(results, "pickle")
+    print("targets:")
+    report_target("h5forge dump+load >= 20x faster than hickle", speedup_over(results, "hickle"),
+                  lambda r: r >= 20)
+    report_target("h5forge file size <= 3x pickle's",
+                  ratio(ref.size, pkl.size) if ref and pkl else None, lambda r: r <= 3)
+
+
+def case_tree(args, workdir):
+    tree = make_tree(args.tree_nodes)
+    counts = count_nodes(tree)
+    results = run_peers(generic_peers() + [H5PY_NONE], tree, check_tree, workdir,
+                        args.repeat or 3, args.cold)
+    results_table(f"[2] tree: nested config-like dict, {sum(counts.values()):,} nodes", results)
+    print("nodes: " + ", ".join(f"{n} {t}" for t, n in counts.most_common()))
+    print("targets:")
+    report_target("h5forge dump+load >= 5x faster than hickle", speedup_over(results, "hickle"),
+                  lambda r: r >= 5)
+
+
+def case_array(args, workdir):
+    n = args.big_mb * MIB // 8
+    arr = np.random.default_rng(0).random(n)
+    results = run_peers(generic_peers() + [H5PY_ARRAY], arr, check_array, workdir,
+                        args.repeat or 2, args.cold)
+    results_table(f"[3] array: float64 {n:,} elements ({fmt_size(arr.nbytes)})", results,
+                  nbytes=arr.nbytes)
+    ref, raw = _ok(results, "h5forge"), _ok(results, "h5py")
+    print("targets:")
+    report_target("h5forge write throughput >= 0.9x raw h5py",
+                  ratio(raw.dump_s, ref.dump_s) if ref and raw else None, lambda r: r >= 0.9)
+    report_target("h5forge read throughput >= 0.9x raw h5py",
+                  ratio(raw.load_s, ref.load_s) if ref and raw else None, lambda r: r >= 0.9)
+
+
+CASE_FUNCTIONS = {"records": case_records, "tree": case_tree, "array": case_array}
+
+
+# ----------------------------------------------------------------------------- main
+
+
+FULL = {"records": 10_000, "tree_nodes": 2_000, "big_mb": 1024, "repeat": None}
+QUICK = {"records": 1_000, "tree_nodes": 2_000, "big_mb": 64, "repeat": 1}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1,000 records, 64 MiB array, 1 repetition "
+                             "(options given explicitly still win)")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES),
+                        help="which cases to run (default: all)")
+    parser.add_argument("--records", type=int, help="records in case 1 (default 10,000)")
+    parser.add_argument("--tree-nodes", type=int, help="nodes in case 2, about (default 2,000)")
+    parser.add_argument("--big-mb", type=int, help="array size in MiB in case 3 (default 1024)")
+    parser.add_argument("--repeat", type=int,
+                        help="timed repetitions, best taken (default 3, and 2 for the big array)")
+    parser.add_argument("--cold", action="store_true",
+                        help="evict each file from the page cache before loading it")
+    parser.add_argument("--tmpdir", default=None, help="where to write the files")
+    args = parser.parse_args(argv)
+    for name, default in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return args
+
+
+def print_environment():
+    def version(module, missing):
+        return getattr(module, "__version__", "?") if module is not None else missing
+    print(f"python {platform.python_version()}, numpy {np.__version__}, h5py {h5py.__version__} "
+          f"(HDF5 {h5py.version.hdf5_version}), {platform.platform()}")
+    where = f" ({Path(h5forge.__file__).parent})" if h5forge is not None else ""
+    print(f"h5forge {version(h5forge, H5FORGE_MISSING)}{where}, "
+          f"hickle {version(hickle, HICKLE_MISSING)}, h5io {version(h5io, H5IO_MISSING)}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    print_environment()
+    with tempfile.TemporaryDirectory(prefix="bench_store_", dir=args.tmpdir) as workdir:
+        for case in args.cases:
+            CASE_FUNCTIONS[case](args, workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
