@@ -243,7 +243,8 @@ def check_tree(expected, got) -> str:
 
 def check_array(expected, got) -> str:
     """Shape, dtype and ~1,000 sampled values of a big array."""
-    if not isinstance(got, np.ndarray) or got.shape != expected.shape or got.dtype != expected.dtype:
+    if not isinstance(got, np.ndarray) or (got.shape, got.dtype) != (expected.shape,
+                                                                     expected.dtype):
         raise RoundTripError(f"got {type(got).__name__} {getattr(got, 'shape', '')} "
                              f"{getattr(got, 'dtype', '')}")
     index = np.linspace(0, expected.size - 1, 1001).astype(np.intp)

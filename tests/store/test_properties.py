@@ -5,7 +5,6 @@ from __future__ import annotations
 import string
 
 import h5py
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

@@ -51,7 +51,7 @@ COLLECTIONS = [
     [], (), [1, 2, 3], [1, "a", None, 2.5, True], (1,), ([], ()), [[1, [2, [3]]]],
     st.Point(1, "y"), st.Point([1], {"a": 2}),
     collections.deque([1, 2, 3]), collections.deque([1, 2], maxlen=5), collections.deque(),
-    {}, {"a": 1}, {"a/b": 1, "c.d": 2, "": 3, ".": 4}, {1: "int", 2.5: "float", (1, 2): "tuple",
+    {}, {"a": 1}, {"a/b": 1, "c.d": 2, "": 3, ".": 4}, {7: "int", 2.5: "float", (1, 2): "tuple",
      None: "none", True: "bool", frozenset({1}): "fs", "s": "str"},
     {"class": 1, "keys": 2, "dtype": "x", "box": None},  # reserved attribute names
     collections.OrderedDict([("b", 1), ("a", 2)]),

@@ -9,8 +9,13 @@ from typing import Any, Iterable
 import h5py
 
 from h5forge import _h5
-from h5forge.errors import CodecError, CorruptFileError, H5ForgeError, NodeExistsError, \
-    NodeNotFoundError
+from h5forge.errors import (
+    CodecError,
+    CorruptFileError,
+    H5ForgeError,
+    NodeExistsError,
+    NodeNotFoundError,
+)
 from h5forge.store import codecs  # noqa: F401  (registers the built-in codecs)
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder

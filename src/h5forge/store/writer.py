@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import h5py
-import numpy as np
 
 from h5forge.store.attributes import write_attr
 from h5forge.store.layout import Node

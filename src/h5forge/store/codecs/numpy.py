@@ -9,15 +9,14 @@ group of members. Fortran-ordered arrays are stored transposed (no copy) with ``
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import h5py
 import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError, ResourceLimitError
 from h5forge.store import registry
-from h5forge.store.codecs.builtins import decode_sequence, encode_sequence
 from h5forge.store.attributes import read_attrs
+from h5forge.store.codecs.builtins import decode_sequence, encode_sequence
 from h5forge.store.decoder import Decoder, Stored, open_child
 from h5forge.store.encoder import Encoder, is_plain_text
 from h5forge.store.layout import Node, dataset_node, group_node
