@@ -9,18 +9,36 @@ raises :class:`CorruptFileError` naming the HDF5 path.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, Iterable
 
 import h5py
 import numpy as np
 
-from h5forge.errors import CorruptFileError, FormatVersionError, H5ForgeError, UnsafeContentError
+from h5forge.errors import (
+    CorruptFileError,
+    FormatVersionError,
+    H5ForgeError,
+    ResourceLimitError,
+    UnsafeContentError,
+)
 from h5forge.store import registry
 from h5forge.store.attributes import read_attrs
 from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES
 
 __all__ = ["Decoder", "Stored", "UnknownClassWarning", "inline_value", "open_child"]
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit we can know
+        return 1 << 62
+
+
+#: Physical memory; no single dataset larger than this is read whole.
+MEMORY_BYTES = _memory_bytes()
 
 
 class UnknownClassWarning(UserWarning):
@@ -61,10 +79,19 @@ class Stored:
         return names
 
     def dataset(self) -> h5py.Dataset:
+        """The node's dataset, once checked to fit in memory (a crafted file can declare any
+        shape; reading it must fail clearly, not exhaust the machine)."""
         if self.is_group:
             raise CorruptFileError(f"{self.path}: class {self.class_name!r} needs a dataset, "
                                    f"found a group")
-        return self.h5
+        ds = self.h5
+        nbytes = (ds.size or 0) * ds.dtype.itemsize
+        if nbytes > MEMORY_BYTES:
+            raise ResourceLimitError(
+                f"{self.path}: dataset of shape {ds.shape} needs {nbytes / 2**30:.1f} GiB, more "
+                f"than this machine's memory; load it with lazy=True or read slices with h5py"
+            )
+        return ds
 
     def group(self) -> h5py.Group:
         if not self.is_group:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import collections
 import enum
+import warnings
 from typing import Any
 
 import h5py
 import numpy as np
 
-from h5forge.errors import CodecError, CorruptFileError
+from h5forge.errors import CodecError, CorruptFileError, UnsafeContentError
 from h5forge.store import registry
 from h5forge.store.decoder import Decoder, Stored
 from h5forge.store.encoder import Encoder, is_plain_text
@@ -139,7 +140,7 @@ def decode_sequence(stored: Stored, dec: Decoder) -> list[Any]:
 
 
 def _decode_packed(stored: Stored) -> list[Any]:
-    ds = stored.h5
+    ds = stored.dataset()
     element_class = stored.attr("element_class")
     if ds.ndim != 1 and element_class != "numpy.ndarray":
         raise CorruptFileError(f"{stored.path}: packed sequence must be 1-D, shape {ds.shape}")
@@ -310,9 +311,7 @@ class MappingCodec(registry.Codec):
             return self._factories[name]
         try:
             return registry.resolve_class(name, dec.trusted_modules)
-        except (LookupError, Exception) as exc:  # noqa: BLE001 - reported, not swallowed
-            import warnings
-
+        except (LookupError, UnsafeContentError) as exc:
             warnings.warn(f"{stored.path}: default_factory {name!r} cannot be found ({exc}); "
                           f"the defaultdict loads without a factory", stacklevel=2)
             return None

@@ -8,12 +8,10 @@ group of members. Fortran-ordered arrays are stored transposed (no copy) with ``
 
 from __future__ import annotations
 
-import os
-
 import h5py
 import numpy as np
 
-from h5forge.errors import CodecError, CorruptFileError, ResourceLimitError
+from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
 from h5forge.store.attributes import read_attrs
 from h5forge.store.codecs.builtins import decode_sequence, encode_sequence
@@ -27,16 +25,6 @@ __all__ = ["array_node", "read_array"]
 _STR = h5py.string_dtype()
 _HDF5_KINDS = "biufcSV"
 _StringDType = getattr(np.dtypes, "StringDType", None)
-
-
-def _memory_limit() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX: no limit we can know
-        return 1 << 62
-
-
-_MEMORY = _memory_limit()
 
 
 def _plain_dtype(dtype: np.dtype) -> bool:
@@ -85,23 +73,13 @@ def _text_array(values: np.ndarray, class_name: str, dtype_name: str, where: str
     return dataset_node(class_name, data, dtype=dtype_name, encoding="utf-32")
 
 
-def check_size(ds: h5py.Dataset, path: str) -> None:
-    nbytes = ds.size * ds.dtype.itemsize
-    if nbytes > _MEMORY:
-        raise ResourceLimitError(
-            f"{path}: dataset of shape {ds.shape} needs {nbytes / 2**30:.1f} GiB, more than this "
-            f"machine's memory; load it with lazy=True or read slices with h5py"
-        )
-
-
 def read_array(stored: Stored, dec: Decoder) -> np.ndarray | LazyArray:
     """Read an array node written by :func:`array_node`."""
     attrs = stored.attrs
     dtype_name = attrs.get("dtype")
     if stored.is_group:
         return _read_object_array(stored, dec)
-    ds = stored.h5
-    check_size(ds, stored.path)
+    ds = stored.dataset()
     if dtype_name is None:
         order_f = attrs.get("order") == "F"
         if dec.lazy and not order_f and ds.size * ds.dtype.itemsize >= LAZY_MIN_BYTES:

@@ -186,10 +186,7 @@ class UnknownCodec(registry.Codec):
 
 
 def _dataset_value(stored: Stored) -> Any:
-    ds = stored.h5
-    from h5forge.store.codecs.numpy import check_size
-
-    check_size(ds, stored.path)
+    ds = stored.dataset()
     if h5py.check_string_dtype(ds.dtype) is not None:
         if ds.ndim == 0:
             return read_str(stored)
