@@ -134,7 +134,8 @@ NUMPY_OTHER = [
     np.array([(1, 2.5)], [("x", ">i4"), ("y", "f8")]),
     np.array([1, "a", None, [1, 2], {"k": np.arange(2)}], dtype=object),
     np.array([[1, "a"], [None, 2.5]], dtype=object),
-    np.empty((0,), dtype=object),
+    np.empty((0,), dtype=object), np.array(["packed", "strs"], dtype=object),
+    np.array([[1, 2], [3, 4]], dtype=object), np.array([{"a": 1}, {"a": 2}], dtype=object),
     np.ma.MaskedArray([1.0, 2.0, 3.0], mask=[False, True, False], fill_value=-1.0),
     np.ma.MaskedArray(np.arange(6).reshape(2, 3)),  # nomask
     np.ma.MaskedArray([1, 2], mask=[True, False], hard_mask=True),

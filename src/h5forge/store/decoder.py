@@ -93,6 +93,26 @@ class Stored:
             )
         return ds
 
+    def read(self, kinds: str | None = None, shape: tuple[int, ...] | None = None):
+        """The whole dataset, after checking its dtype kind (numpy kind letters, e.g. ``"iu"``)
+        and shape, so a node of the wrong kind fails clearly instead of being converted."""
+        ds = self.dataset()
+        if kinds is not None and ds.dtype.kind not in kinds:
+            raise CorruptFileError(f"{self.path}: class {self.class_name!r} needs numpy kind "
+                                   f"{kinds!r} data, found {ds.dtype}")
+        if shape is not None and ds.shape != shape:
+            raise CorruptFileError(f"{self.path}: class {self.class_name!r} needs shape "
+                                   f"{shape}, found {ds.shape}")
+        return ds[()]
+
+    def read_bytes(self) -> bytes:
+        """A 1-D uint8 dataset as bytes (bytes, bytearray, encoded text, pickles)."""
+        ds = self.dataset()
+        if ds.dtype != np.uint8 or ds.ndim != 1:
+            raise CorruptFileError(f"{self.path}: class {self.class_name!r} needs 1-D uint8 "
+                                   f"data, found {ds.dtype} {ds.shape}")
+        return ds[()].tobytes()
+
     def group(self) -> h5py.Group:
         if not self.is_group:
             raise CorruptFileError(f"{self.path}: class {self.class_name!r} needs a group, "
@@ -113,13 +133,14 @@ class Stored:
 
 
 def _hard_link_names(group: h5py.Group, path: str) -> list[str]:
-    names: list[str] = []
-    bad: list[str] = []
-
-    def visit(name: bytes, info) -> None:
-        (names if info.type == h5py.h5l.TYPE_HARD else bad).append(name.decode("utf-8"))
-
-    group.id.links.iterate(visit, info=True)
+    raw: list[tuple[bytes, int]] = []
+    group.id.links.iterate(lambda name, info: raw.append((name, info.type)), info=True)
+    try:
+        names = [name.decode("utf-8") for name, kind in raw if kind == h5py.h5l.TYPE_HARD]
+    except UnicodeDecodeError:
+        raise CorruptFileError(f"{path}: a member name is not UTF-8; h5forge never writes such "
+                               f"names, so this group was not written by it") from None
+    bad = [name.decode("utf-8", "replace") for name, kind in raw if kind != h5py.h5l.TYPE_HARD]
     if bad:
         raise UnsafeContentError(
             f"{path}: links {bad[:5]} are soft or external links, which h5forge never follows; "
@@ -192,8 +213,8 @@ class Decoder:
                 obj = codec.decode(stored, self)
             except (H5ForgeError, RecursionError):
                 raise
-            except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
-                    UnicodeError, OSError) as exc:
+            except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError,
+                    UnicodeError, OSError, np.ma.MAError) as exc:
                 raise CorruptFileError(
                     f"{path}: cannot rebuild class {stored.class_name!r} from this node "
                     f"({type(exc).__name__}: {exc}); the file is damaged or was not written "
@@ -201,11 +222,11 @@ class Decoder:
                 ) from exc
         finally:
             self._active[key] = depth
-        if codec.tracks_identity:
-            # An immutable container re-entered through a cycle was memoized by the inner
-            # decode; use that object so every reference sees the same one (as pickle does).
-            return self._memo.setdefault(key, obj)
-        return obj
+        # Every node is memoized, immutable ones too: a crafted file linking one node from
+        # many places must not be decoded once per path. An immutable container re-entered
+        # through a cycle was memoized by the inner decode; every reference then sees that
+        # object (as with pickle).
+        return self._memo.setdefault(key, obj)
 
     def register(self, stored: Stored, obj: Any) -> None:
         """Memoize a container before its members are decoded, so cycles resolve to it."""

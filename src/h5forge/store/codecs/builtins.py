@@ -31,7 +31,7 @@ def read_str(stored: Stored) -> str:
     ds = stored.dataset()
     encoding = stored.attrs.get("encoding")
     if encoding is not None:
-        return ds[()].tobytes().decode("utf-8", "surrogatepass")
+        return stored.read_bytes().decode("utf-8", "surrogatepass")
     value = ds[()]
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -72,9 +72,9 @@ class AtomCodec(registry.Codec):
             return ...
         if name == "str":
             return read_str(stored)
-        value = stored.dataset()[()]
         if name == "bytes":
-            return np.asarray(value, dtype=np.uint8).tobytes()
+            return stored.read_bytes()
+        value = stored.read(shape=())
         if name == "int" and isinstance(value, (bytes, str)):
             text = value.decode() if isinstance(value, bytes) else value
             return int(text, 16)
@@ -89,7 +89,7 @@ class BytearrayCodec(registry.Codec):
         return dataset_node("bytearray", np.frombuffer(bytes(obj), dtype=np.uint8))
 
     def decode(self, stored, dec):
-        return bytearray(np.asarray(stored.dataset()[()], dtype=np.uint8).tobytes())
+        return bytearray(stored.read_bytes())
 
 
 # -- sequences ----------------------------------------------------------------------------------
@@ -291,6 +291,7 @@ class MappingCodec(registry.Codec):
 
     def decode(self, stored, dec):
         cls = stored.cls or self._builtin[stored.class_name]
+        stored.group()  # a mapping is always a group
         obj = cls.__new__(cls)
         base = collections.OrderedDict if issubclass(cls, collections.OrderedDict) else dict
         base.__init__(obj)

@@ -8,6 +8,8 @@ group of members. Fortran-ordered arrays are stored transposed (no copy) with ``
 
 from __future__ import annotations
 
+import math
+
 import h5py
 import numpy as np
 
@@ -77,20 +79,24 @@ def read_array(stored: Stored, dec: Decoder) -> np.ndarray | LazyArray:
     """Read an array node written by :func:`array_node`."""
     attrs = stored.attrs
     dtype_name = attrs.get("dtype")
-    if stored.is_group:
+    if stored.is_group or dtype_name == "object":
         return _read_object_array(stored, dec)
+    order_f = attrs.get("order") == "F"
+    if dtype_name is None and dec.lazy and not order_f:
+        ds = stored.h5  # nothing is read now, so no memory check
+        if (ds.size or 0) * ds.dtype.itemsize >= LAZY_MIN_BYTES:
+            return LazyArray(ds)
     ds = stored.dataset()
     if dtype_name is None:
-        order_f = attrs.get("order") == "F"
-        if dec.lazy and not order_f and ds.size * ds.dtype.itemsize >= LAZY_MIN_BYTES:
-            return LazyArray(ds)
         out = np.empty(ds.shape, ds.dtype)
         if out.size:
             ds.read_direct(out)
         return out.T if order_f else out
     dtype_name = str(dtype_name)
     if attrs.get("encoding") == "utf-32":
-        codes = np.ascontiguousarray(ds[()], dtype=np.uint32)
+        codes = np.ascontiguousarray(stored.read("u"), dtype=np.uint32)
+        if codes.size and codes.max() > 0x10FFFF:
+            raise CorruptFileError(f"{stored.path}: code points beyond U+10FFFF")
         text = codes.view(f"<U{codes.shape[-1]}").reshape(codes.shape[:-1])
         return text.astype(_numpy_dtype(dtype_name, stored.path))
     if dtype_name == "StringDType" or dtype_name.lstrip("<>|=").startswith("U"):
@@ -116,6 +122,13 @@ def _numpy_dtype(name: str, path: str) -> np.dtype:
 
 def _read_object_array(stored: Stored, dec: Decoder) -> np.ndarray:
     shape = tuple(int(n) for n in np.atleast_1d(stored.attr("shape")))
+    if stored.is_group:
+        count = len(stored.member_names())
+    else:
+        count = stored.dataset().shape[0] if stored.h5.ndim else -1
+    if min(shape, default=0) < 0 or math.prod(shape) != count:
+        raise CorruptFileError(f"{stored.path}: shape {shape} does not match its {count} "
+                               f"members")
     out = np.empty(shape, dtype=object)
     dec.register(stored, out)
     items = decode_sequence(stored, dec)

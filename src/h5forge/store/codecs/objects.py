@@ -22,7 +22,7 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
-from h5forge.store.codecs.builtins import encode_mapping_members, read_str
+from h5forge.store.codecs.builtins import encode_mapping_members, read_str, str_dataset
 from h5forge.store.decoder import Stored, inline_value
 from h5forge.store.layout import RESERVED_ATTRIBUTES, dataset_node, group_node
 from h5forge.store.unknown import UnknownObject
@@ -30,6 +30,7 @@ from h5forge.store.unknown import UnknownObject
 __all__ = ["ObjectCodec", "object_state"]
 
 INSTANCE_ATTRIBUTES = "instance_attributes"
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: not a static C type
 CLASS_ATTRIBUTES = "class_attributes"
 #: Python-defined classes whose instances stand for live resources, not data.
 _LIVE = (io.IOBase, socket.socket, h5py.HLObject, types.ModuleType, types.FunctionType,
@@ -88,13 +89,14 @@ def _state_node(enc, state: Any, where: str):
 
 class ObjectCodec(registry.Codec):
     """Instances of classes defined in Python that no other codec claims: every class in the
-    MRO keeps its state in ``__dict__`` or ``__slots__`` (so no C-level state is lost)."""
+    MRO is a heap type keeping its state in ``__dict__`` or ``__slots__`` (so no C-level state,
+    like ``functools.partial``'s or ``array.array``'s, is silently lost)."""
 
     fallback = True
 
     def matches(self, tp):
         return tp is not object and not issubclass(tp, _LIVE) and all(
-            "__slots__" in vars(klass) or klass.__dictoffset__ != 0
+            klass.__flags__ & _HEAPTYPE and ("__slots__" in vars(klass) or klass.__dictoffset__)
             for klass in tp.__mro__ if klass is not object)
 
     def encode(self, obj, enc, where):
@@ -155,7 +157,13 @@ class UnknownCodec(registry.Codec):
 
     def encode(self, obj, enc, where):
         if obj.kind == "dataset":
-            return dataset_node(obj.class_name, np.asarray(obj.state), **obj.attrs)
+            if isinstance(obj.state, str):
+                return str_dataset(obj.class_name, obj.state, **obj.attrs)
+            data = np.asarray(obj.state)
+            if data.dtype.kind in "UO":  # text read from a UTF-8 dataset
+                return dataset_node(obj.class_name, data.astype(object),
+                                    h5dtype=h5py.string_dtype(), **obj.attrs)
+            return dataset_node(obj.class_name, data, **obj.attrs)
         node = group_node(obj.class_name, **obj.attrs)
         if obj.kind == "object":
             node.add(INSTANCE_ATTRIBUTES, _state_node(enc, obj.state, where))
@@ -238,7 +246,7 @@ class PickleCodec(registry.Codec):
         return dataset_node("pickle", np.frombuffer(payload, dtype=np.uint8))
 
     def decode(self, stored, dec):
-        return pickle.loads(np.asarray(stored.dataset()[()], dtype=np.uint8).tobytes())
+        return pickle.loads(stored.read_bytes())
 
 
 for _codec in (ObjectCodec, UnknownCodec, ForeignCodec, BoxCodec, PickleCodec):

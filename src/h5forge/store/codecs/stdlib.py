@@ -15,10 +15,13 @@ import zoneinfo
 
 import numpy as np
 
-from h5forge.errors import CodecError
+from h5forge.errors import CodecError, CorruptFileError, ResourceLimitError
 from h5forge.store import registry
 from h5forge.store.codecs.builtins import read_str, str_dataset
 from h5forge.store.layout import dataset_node, group_node
+
+#: Larger Fraction terms are refused on load: normalizing them (gcd) is quadratic.
+FRACTION_MAX_BITS = 1 << 20
 
 _PATHS = {
     "pathlib.Path": pathlib.Path,
@@ -59,7 +62,7 @@ class DateTimeCodec(registry.Codec):
     def decode(self, stored, dec):
         name = stored.class_name
         if name == "datetime.timedelta":
-            days, seconds, micro = (int(v) for v in stored.dataset()[()])
+            days, seconds, micro = (int(v) for v in stored.read("iu", shape=(3,)))
             return dt.timedelta(days=days, seconds=seconds, microseconds=micro)
         cls = self.types[self.names.index(name)]
         value = cls.fromisoformat(read_str(stored))
@@ -116,8 +119,15 @@ class FractionCodec(registry.Codec):
         return node
 
     def decode(self, stored, dec):
-        return fractions.Fraction(dec.member(stored, "numerator"),
-                                  dec.member(stored, "denominator"))
+        numerator = dec.member(stored, "numerator")
+        denominator = dec.member(stored, "denominator")
+        if type(numerator) is not int or type(denominator) is not int:
+            raise CorruptFileError(f"{stored.path}: Fraction terms must be ints")
+        if max(numerator.bit_length(), denominator.bit_length()) > FRACTION_MAX_BITS:
+            raise ResourceLimitError(
+                f"{stored.path}: Fraction terms of more than {FRACTION_MAX_BITS} bits; "
+                f"normalizing them would take minutes. Read numerator/denominator with h5py")
+        return fractions.Fraction(numerator, denominator)
 
 
 for _codec in (DateTimeCodec, TextValueCodec, FractionCodec):
