@@ -30,11 +30,22 @@ from h5forge.store.unknown import UnknownObject
 __all__ = ["ObjectCodec", "object_state"]
 
 INSTANCE_ATTRIBUTES = "instance_attributes"
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: not a static C type
 CLASS_ATTRIBUTES = "class_attributes"
 #: Python-defined classes whose instances stand for live resources, not data.
 _LIVE = (io.IOBase, socket.socket, h5py.HLObject, types.ModuleType, types.FunctionType,
          types.MethodType, types.GeneratorType, types.CoroutineType, BaseException)
+
+
+def _python_layout(klass: type) -> bool:
+    """Whether ``klass`` keeps its instance state where Python can see it: in ``__dict__`` or
+    ``__slots__``, adding no C fields to its base's layout (at most the slots plus the
+    ``__dict__`` and ``__weakref__`` pointers)."""
+    own = vars(klass).get("__slots__")
+    if own is None and not klass.__dictoffset__:
+        return False  # no __dict__ and no __slots__: state in C fields, if any
+    slots = 0 if own is None else 1 if isinstance(own, str) else len(own)
+    base = klass.__base__ or object
+    return klass.__basicsize__ - base.__basicsize__ <= 8 * (slots + 2)
 
 
 def _slot_names(cls: type) -> list[str]:
@@ -89,15 +100,14 @@ def _state_node(enc, state: Any, where: str):
 
 class ObjectCodec(registry.Codec):
     """Instances of classes defined in Python that no other codec claims: every class in the
-    MRO is a heap type keeping its state in ``__dict__`` or ``__slots__`` (so no C-level state,
-    like ``functools.partial``'s or ``array.array``'s, is silently lost)."""
+    MRO keeps its state in ``__dict__`` or ``__slots__`` (so no C-level state, like
+    ``functools.partial``'s or ``array.array``'s, is silently lost)."""
 
     fallback = True
 
     def matches(self, tp):
         return tp is not object and not issubclass(tp, _LIVE) and all(
-            klass.__flags__ & _HEAPTYPE and ("__slots__" in vars(klass) or klass.__dictoffset__)
-            for klass in tp.__mro__ if klass is not object)
+            _python_layout(klass) for klass in tp.__mro__ if klass is not object)
 
     def encode(self, obj, enc, where):
         cls = type(obj)
