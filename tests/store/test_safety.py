@@ -1589,3 +1589,25 @@ def test_error_classes_are_h5forge_errors():
                 ResourceLimitError, TargetError, UnsafeContentError):
         assert issubclass(cls, H5ForgeError)
     assert issubclass(UnknownClassWarning, Warning)
+
+
+def test_load_path_that_is_a_soft_or_external_link_is_refused(tmp_path):
+    path = tmp_path / "links.h5"
+    h5forge.dump({"a": [1, 2]}, path, "real")
+    with h5py.File(path, "r+") as f:
+        f["soft"] = h5py.SoftLink("/real")
+        f["external"] = h5py.ExternalLink("other.h5", "/")
+    for name in ("soft", "external"):
+        with pytest.raises(UnsafeContentError, match=name):
+            h5forge.load(path, name)
+
+
+@pytest.mark.parametrize("class_name,data", [("str", 5), ("numpy.float32", [1.0, 2.0]),
+                                             ("pathlib.PurePosixPath", 3)])
+def test_leaf_of_the_wrong_shape_or_kind_is_refused(tmp_path, class_name, data):
+    path = tmp_path / "kind.h5"
+    with h5py.File(path, "w") as f:
+        f["victim"] = np.asarray(data, dtype="f4" if "float" in class_name else None)
+        f["victim"].attrs["class"] = class_name
+    with pytest.raises(CorruptFileError, match="victim"):
+        h5forge.load(path, "victim")

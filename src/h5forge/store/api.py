@@ -15,6 +15,7 @@ from h5forge.errors import (
     H5ForgeError,
     NodeExistsError,
     NodeNotFoundError,
+    UnsafeContentError,
 )
 from h5forge.store import codecs  # noqa: F401  (registers the built-in codecs)
 from h5forge.store.decoder import Decoder, inline_value
@@ -217,6 +218,10 @@ def _load_inline(group: h5py.Group, rel: str, where: str) -> Any:
 def _load_from(group: h5py.Group, path: str, decoder: Decoder) -> Any:
     rel = "/".join(_h5.split_path(path))
     where = _h5.describe(group, rel)
+    link = group.get(rel, getlink=True) if rel else None
+    if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+        raise UnsafeContentError(f"{where} is a {type(link).__name__}; h5forge never follows "
+                                 f"links it did not write. Load its target path instead")
     try:
         node = group[rel] if rel else group
     except KeyError:

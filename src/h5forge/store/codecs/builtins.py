@@ -32,6 +32,9 @@ def read_str(stored: Stored) -> str:
     encoding = stored.attrs.get("encoding")
     if encoding is not None:
         return stored.read_bytes().decode("utf-8", "surrogatepass")
+    if h5py.check_string_dtype(ds.dtype) is None or ds.shape != ():
+        raise CorruptFileError(f"{stored.path}: class {stored.class_name!r} needs a scalar "
+                               f"string dataset, found {ds.dtype} {ds.shape}")
     value = ds[()]
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 

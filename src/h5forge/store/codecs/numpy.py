@@ -210,6 +210,8 @@ class ScalarCodec(registry.Codec):
         return array_node(np.asarray(obj), registry.class_name_of(type(obj)), enc, where, self)
 
     def decode(self, stored, dec):
+        if stored.dataset().shape != ():
+            raise CorruptFileError(f"{stored.path}: a numpy scalar needs a 0-d dataset")
         value = read_array(stored, dec)[()]
         cls = stored.cls
         if cls is not None and type(value) is not cls:
