@@ -14,7 +14,7 @@ import h5py
 
 from h5forge.errors import H5ForgeError, NodeNotFoundError, TargetError
 
-__all__ = ["open_group", "ensure_open", "is_path", "split_path", "describe", "join"]
+__all__ = ["open_group", "open_file", "ensure_open", "is_path", "split_path", "describe", "join"]
 
 PathLike = str | os.PathLike
 
@@ -33,18 +33,23 @@ def open_group(target: PathLike | h5py.Group, mode: str = "r") -> Iterator[h5py.
     if not is_path(target):
         raise TargetError(f"expected a file path or an open h5py.File/Group, got "
                           f"{type(target).__name__}")
-    path = os.fspath(target)
-    if mode == "r" and not os.path.exists(path):
-        raise NodeNotFoundError(f"{path}: no such file")
-    try:
-        handle = h5py.File(path, mode)
-    except OSError as exc:
-        raise H5ForgeError(f"{path}: cannot open as HDF5 ({exc}); is it an HDF5 file, and not "
-                           f"open for writing elsewhere?") from exc
+    handle = open_file(target, mode)
     try:
         yield handle
     finally:
         handle.close()
+
+
+def open_file(path: PathLike, mode: str = "r") -> h5py.File:
+    """Open an HDF5 file by path, with errors that name it and say what to check."""
+    path = os.fspath(path)
+    if mode == "r" and not os.path.exists(path):
+        raise NodeNotFoundError(f"{path}: no such file")
+    try:
+        return h5py.File(path, mode)
+    except OSError as exc:
+        raise H5ForgeError(f"{path}: cannot open as HDF5 ({exc}); is it an HDF5 file, and not "
+                           f"open for writing elsewhere?") from exc
 
 
 def ensure_open(group: h5py.Group) -> h5py.Group:

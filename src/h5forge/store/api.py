@@ -73,10 +73,12 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     if not overwrite:
         raise NodeExistsError(f"{filename}:/ already holds data; pass overwrite=True to replace "
                               f"the whole file, or give a path inside it")
-    _write_new_file(filename, parts, root, options, replace=True)
+    _write_new_file(filename, parts, root, options)
 
 
-def _write_new_file(filename: str, parts: list[str], root: Node, options, replace=False):
+def _write_new_file(filename: str, parts: list[str], root: Node, options) -> None:
+    """Write into a temporary file beside ``filename`` and rename it over ``filename`` once
+    complete, so an existing file stays intact until then."""
     tmp = os.path.join(os.path.dirname(os.path.abspath(filename)),
                        f"{_TMP_PREFIX}{uuid.uuid4().hex}-{os.path.basename(filename)}")
     try:
@@ -140,19 +142,20 @@ def _dump_onto_group(group: h5py.Group, root: Node, overwrite: bool, options, wh
         if not overwrite:
             raise NodeExistsError(f"{where} already holds data; pass overwrite=True to replace "
                                   f"it, or give a path inside it")
-        for name in list(group):
-            del group[name]
-        for name in list(group.attrs):
-            del group.attrs[name]
+        _clear(group)
     root.written = group.id
     try:
         write_members(group, root, "", options)
     except BaseException:
-        for name in list(group):
-            del group[name]
-        for name in list(group.attrs):
-            del group.attrs[name]
+        _clear(group)
         raise
+
+
+def _clear(group: h5py.Group) -> None:
+    for name in list(group):
+        del group[name]
+    for name in list(group.attrs):
+        del group.attrs[name]
 
 
 def _dataset_options(configuration: Any) -> DatasetOptions | None:
@@ -197,11 +200,8 @@ def load(source: _h5.PathLike | h5py.Group, path: str = "/", *, lazy: bool = Fal
     Pickled nodes raise :class:`UnsafeContentError` unless ``allow_pickle=True``.
     """
     decoder = Decoder(lazy=lazy, trusted_modules=trusted_modules, allow_pickle=allow_pickle)
-    if lazy and _h5.is_path(source):  # keep the file open for the lazy arrays
-        with _h5.open_group(source, "r") as probe:
-            del probe  # fail early with a clear error if the file is missing or not HDF5
-        f = h5py.File(os.fspath(source), "r")
-        return _load_from(f, path, decoder)
+    if lazy and _h5.is_path(source):  # the lazy arrays keep the file open
+        return _load_from(_h5.open_file(source, "r"), path, decoder)
     with _h5.open_group(source, "r") as group:
         return _load_from(group, path, decoder)
 

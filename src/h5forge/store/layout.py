@@ -67,13 +67,6 @@ class Node:
         for slot in ("kind", "attrs", "members", "data", "h5dtype"):
             setattr(self, slot, getattr(other, slot))
 
-    def target(self) -> "Node":
-        """The node a link finally points to (a link to a link is followed)."""
-        node = self
-        while node.kind == "link":
-            node = node.data
-        return node
-
     def __repr__(self) -> str:
         if self.kind == "group":
             return f"<group {self.class_name} {list(self.members)}>"

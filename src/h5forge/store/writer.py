@@ -11,7 +11,6 @@ from h5forge.store.layout import Node
 
 __all__ = ["write_node", "write_members", "DatasetOptions"]
 
-_STR = h5py.string_dtype()
 #: Called with (location, node) for each dataset; returns extra create_dataset keywords.
 DatasetOptions = Callable[[str, Node], dict[str, Any]]
 
@@ -31,7 +30,7 @@ def write_node(parent: h5py.Group, name: str, node: Node, location: str,
     if kind == "inline":
         write_attr(parent, name, node.data)
     elif kind == "link":
-        target = node.target()
+        target = node.data  # links always point at a group/dataset node, never a link
         h5py.h5o.link(target.written, parent.id, name.encode("utf-8"))
     elif kind == "group":
         group = parent.create_group(name)
