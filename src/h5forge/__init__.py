@@ -10,6 +10,7 @@ The store is the part every other part builds on::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from h5forge import io
 from h5forge.errors import H5ForgeError
 from h5forge.store import (
     Codec,
@@ -22,6 +23,7 @@ from h5forge.store import (
     register_class,
     register_codec,
 )
+from h5forge.store.configure import get_default_configuration
 
 try:
     __version__ = version("h5forge")
@@ -32,6 +34,8 @@ __all__ = [
     "__version__",
     "dump",
     "load",
+    "get_default_configuration",
+    "io",
     "register_codec",
     "register_class",
     "alias",

@@ -22,6 +22,7 @@ __all__ = [
     "VersionError",
     "FlowConfigError",
     "FollowTimeout",
+    "ShapeMismatchError",
 ]
 
 
@@ -82,3 +83,7 @@ class FlowConfigError(H5ForgeError, ValueError):
 
 class FollowTimeout(H5ForgeError, TimeoutError):
     """A followed live file produced nothing new within the timeout."""
+
+
+class ShapeMismatchError(H5ForgeError, ValueError):
+    """Data does not have the shape or dtype it was declared (or planned) to have."""

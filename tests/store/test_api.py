@@ -167,7 +167,8 @@ def test_configuration_applies_chunks_and_compression(tmp_path):
                                                       "compression": "gzip"}})
     with h5py.File(path, "r") as f:
         assert f["trace"].chunks == (100, 8) and f["trace"].compression == "gzip"
-        assert f["other"].chunks is None
+        # a dataset the configuration does not name gets the default plan
+        assert f["other"].chunks == (5,) and f["other"].compression == "gzip"
     assert np.array_equal(h5forge.load(path)["trace"], data["trace"])
 
 

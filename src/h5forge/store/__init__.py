@@ -6,6 +6,7 @@ third-party types plug in with :func:`register_codec`.
 """
 
 from h5forge.store.api import dump, load, plan
+from h5forge.store.configure import get_default_configuration
 from h5forge.store.decoder import Stored, UnknownClassWarning
 from h5forge.store.encoder import Encoder
 from h5forge.store.layout import FORMAT_VERSION, Node
@@ -17,6 +18,7 @@ __all__ = [
     "dump",
     "load",
     "plan",
+    "get_default_configuration",
     "Codec",
     "register_codec",
     "register_class",

@@ -12,12 +12,12 @@ from h5forge import _h5
 from h5forge.errors import (
     CodecError,
     CorruptFileError,
-    H5ForgeError,
     NodeExistsError,
     NodeNotFoundError,
     UnsafeContentError,
 )
 from h5forge.store import codecs  # noqa: F401  (registers the built-in codecs)
+from h5forge.store.configure import dataset_options
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
 from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES, Node, group_node
@@ -49,12 +49,17 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     ``path`` is relative to it ('/' means the target itself). Other data in the target is never
     touched. An existing node at ``path`` raises :class:`NodeExistsError` unless
     ``overwrite=True``; then the new content is written aside and swapped in only when
-    complete (a whole file: a temporary file renamed over the old one). ``configuration`` maps
-    dataset locations to chunking/compression (see :mod:`h5forge.io`). ``allow_pickle=True``
+    complete (a whole file: a temporary file renamed over the old one). ``allow_pickle=True``
     pickles objects no codec can store (``load`` then needs ``allow_pickle=True`` too).
+
+    ``configuration`` (see :func:`h5forge.get_default_configuration`) is a
+    :class:`h5forge.io.BackendConfiguration` keyed by dataset location relative to ``target``
+    (as ``get_default_configuration(obj, path)`` lists them). With one, every dataset is
+    chunked and compressed: as the plan says where it names the dataset, with the defaults
+    elsewhere. Without one, datasets are written contiguous and uncompressed (fastest).
     """
     root = plan(obj, allow_pickle=allow_pickle)  # fails before any I/O
-    options = _dataset_options(configuration)
+    options = dataset_options(configuration, root, path)  # checked before any I/O too
     parts = _h5.split_path(path)
     if isinstance(target, h5py.Group):
         _dump_into(_h5.ensure_open(target), parts, root, overwrite, options)
@@ -156,37 +161,6 @@ def _clear(group: h5py.Group) -> None:
         del group[name]
     for name in list(group.attrs):
         del group.attrs[name]
-
-
-def _dataset_options(configuration: Any) -> DatasetOptions | None:
-    """Turn a configuration into ``(location, node) -> create_dataset keywords``.
-
-    Accepts an object with ``dataset_configurations`` (see :mod:`h5forge.io`) or a mapping
-    ``{location: configuration}``, where each configuration is a dict of h5py
-    ``create_dataset`` keywords or has ``chunk_shape``/``compression_method``/
-    ``compression_options`` attributes.
-    """
-    if configuration is None:
-        return None
-    table = getattr(configuration, "dataset_configurations", configuration)
-    if not hasattr(table, "get"):
-        raise H5ForgeError(f"configuration must be a BackendConfiguration or a mapping of "
-                           f"dataset locations, got {type(configuration).__name__}")
-
-    def options(location: str, node: Node) -> dict[str, Any]:
-        entry = table.get(location)
-        if entry is None:
-            return {}
-        if isinstance(entry, dict):
-            return dict(entry)
-        kwargs = {"chunks": getattr(entry, "chunk_shape", None)}
-        method = getattr(entry, "compression_method", None)
-        if method is not None:
-            kwargs["compression"] = method
-            kwargs["compression_opts"] = getattr(entry, "compression_options", None)
-        return kwargs
-
-    return options
 
 
 def load(source: _h5.PathLike | h5py.Group, path: str = "/", *, lazy: bool = False,

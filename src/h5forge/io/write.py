@@ -1,0 +1,152 @@
+"""Buffered writes: a source larger than memory goes into a dataset one buffer at a time.
+
+Each buffer covers whole chunks (see :mod:`h5forge.io.estimate`), so every chunk is compressed
+and written exactly once and memory stays bounded by the buffer, whatever the source's size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Iterable, Iterator
+
+import h5py
+import numpy as np
+
+from h5forge import _h5
+from h5forge.errors import ConfigurationError, NodeExistsError, ShapeMismatchError
+from h5forge.io.configuration import BackendConfiguration, DatasetConfiguration
+from h5forge.io.progress import progress_bar
+
+__all__ = ["write_dataset", "buffer_slices", "copy_buffered"]
+
+
+def buffer_slices(full_shape: tuple[int, ...], buffer_shape: tuple[int, ...]
+                  ) -> Iterator[tuple[slice, ...]]:
+    """The buffer-sized blocks covering ``full_shape``, in C order."""
+    ranges = [range(0, n, b) for n, b in zip(full_shape, buffer_shape)]
+    for starts in itertools.product(*ranges):
+        yield tuple(slice(s, min(s + b, n)) for s, b, n in zip(starts, buffer_shape, full_shape))
+
+
+def _is_array_like(source: Any) -> bool:
+    return all(hasattr(source, name) for name in ("shape", "dtype", "__getitem__"))
+
+
+def write_dataset(group: _h5.PathLike | h5py.Group, name: str, source: Any,
+                  configuration: DatasetConfiguration | BackendConfiguration | None = None,
+                  progress: bool | None = None, *, shape: Iterable[int] | None = None,
+                  dtype: Any = None) -> h5py.Dataset | None:
+    """Create dataset ``name`` in ``group`` and fill it from ``source``, one buffer at a time.
+
+    ``source`` is an ndarray (``np.memmap`` included), an ``h5py.Dataset``, any array-like with
+    ``shape``, ``dtype`` and ``__getitem__`` (dask, zarr), or an iterator of blocks along axis 0
+    whose total shape and dtype come from ``configuration`` or ``shape=``/``dtype=``. Only one
+    buffer (``configuration.buffer_shape``) is requested from the source at a time.
+    ``configuration`` is a :class:`DatasetConfiguration` (checked against the source), a
+    :class:`BackendConfiguration` (the entry for ``name``), or ``None`` (the defaults).
+    ``progress``: a tqdm bar (``None``: only when stderr is a terminal).
+
+    Returns the new dataset when ``group`` is an open h5py group (for a path the file is closed
+    again). An existing ``name`` raises :class:`NodeExistsError`; a source that fails or does
+    not match its declared shape leaves no dataset behind.
+    """
+    with _h5.open_group(group, "a") as parent:
+        where = _h5.describe(parent, name)
+        if name in parent:
+            raise NodeExistsError(f"{where} already exists; delete it first or choose another "
+                                  f"name")
+        array_like = _is_array_like(source)
+        if not array_like and not isinstance(source, Iterable):
+            source, array_like = np.asarray(source), True
+        config = _configuration(configuration, name, source if array_like else None,
+                                shape, dtype, where)
+        dset = parent.create_dataset(name, shape=config.full_shape, dtype=config.dtype,
+                                     **config.h5py_kwargs())
+        try:
+            with progress_bar(config.full_size, f"writing {name}", progress) as bar:
+                if array_like:
+                    copy_buffered(source, dset, config, bar)
+                else:
+                    _copy_blocks(iter(source), dset, config, bar, where)
+        except BaseException:
+            del parent[name]
+            raise
+        return dset if isinstance(group, h5py.Group) else None
+
+
+def _configuration(configuration: Any, name: str, source: Any, shape: Any, dtype: Any,
+                   where: str) -> DatasetConfiguration:
+    if source is not None:
+        if shape is not None and tuple(shape) != tuple(source.shape):
+            raise ShapeMismatchError(f"{where}: shape={tuple(shape)} given but the source has "
+                                     f"shape {tuple(source.shape)}")
+        shape, dtype = tuple(source.shape), np.dtype(dtype if dtype is not None else source.dtype)
+    if isinstance(configuration, BackendConfiguration):
+        configuration = configuration.get(name)
+    if configuration is None:
+        if shape is None or dtype is None:
+            raise ConfigurationError(f"{where}: an iterator of blocks needs its total shape and "
+                                     f"dtype: pass shape= and dtype=, or a DatasetConfiguration")
+        return DatasetConfiguration(name, dtype, shape)
+    if not isinstance(configuration, DatasetConfiguration):
+        raise ConfigurationError(f"{where}: configuration must be a DatasetConfiguration or "
+                                 f"BackendConfiguration, got {type(configuration).__name__}")
+    if shape is not None or dtype is not None:
+        configuration.check_data(shape if shape is not None else configuration.full_shape,
+                                 dtype if dtype is not None else configuration.dtype, where)
+    return configuration
+
+
+def copy_buffered(source: Any, dset: h5py.Dataset, config: DatasetConfiguration, bar) -> None:
+    """Copy the array-like ``source`` into ``dset`` one ``config.buffer_shape`` block at a time
+    (``bar``: a progress bar counting bytes)."""
+    if not math.prod(config.full_shape) or not config.full_shape:
+        if config.full_shape == ():
+            dset[()] = np.asarray(source[()])
+        return
+    for block in buffer_slices(config.full_shape, config.buffer_shape):
+        data = np.asarray(source[block])
+        dset[block] = data
+        bar.update(data.nbytes)
+
+
+def _copy_blocks(blocks: Iterator[Any], dset: h5py.Dataset, config: DatasetConfiguration, bar,
+                 where: str) -> None:
+    """Gather blocks along axis 0 into a staging buffer of whole chunks, writing it each time
+    it fills: every chunk is written once, whatever sizes the blocks come in."""
+    full = config.full_shape
+    if not full:
+        raise ShapeMismatchError(f"{where}: a 0-d dataset cannot be written from blocks; pass "
+                                 f"the value itself")
+    rows = config.buffer_shape[0]
+    if config.buffer_shape[1:] != full[1:]:  # the buffer holds whole rows here
+        row_bytes = max(config.itemsize * math.prod(full[1:]), 1)
+        step = config.chunk_shape[0] if config.chunk_shape is not None else 1
+        rows = max(step, config.buffer_size // row_bytes // step * step)
+    staging = np.empty((min(rows, full[0]),) + full[1:], dtype=config.dtype)
+    filled = written = 0
+    for block in blocks:
+        block = np.asarray(block)
+        if block.ndim != len(full) or block.shape[1:] != full[1:]:
+            raise ShapeMismatchError(f"{where}: a block of shape {block.shape} does not fit "
+                                     f"rows of shape {full[1:]} (declared total {full})")
+        if written + filled + len(block) > full[0]:
+            raise ShapeMismatchError(f"{where}: the blocks hold more than the declared "
+                                     f"{full[0]} rows")
+        offset = 0
+        while offset < len(block):
+            take = min(len(staging) - filled, len(block) - offset)
+            staging[filled:filled + take] = block[offset:offset + take]
+            filled, offset = filled + take, offset + take
+            if filled == len(staging):
+                dset[written:written + filled] = staging
+                written, filled = written + filled, 0
+                bar.update(staging.nbytes)
+    if filled:
+        dset[written:written + filled] = staging[:filled]
+        written += filled
+        bar.update(staging[:filled].nbytes)
+    if written != full[0]:
+        raise ShapeMismatchError(f"{where}: the blocks held {written} rows but {full[0]} were "
+                                 f"declared")
