@@ -237,4 +237,4 @@ def _has_object_refs(dtype: np.dtype) -> bool:
     if h5py.check_ref_dtype(dtype) is h5py.Reference:
         return True
     base = h5py.check_vlen_dtype(dtype)
-    return base is not None and _has_object_refs(base)
+    return isinstance(base, np.dtype) and _has_object_refs(base)
