@@ -8,6 +8,7 @@ VPY    := $(VENV)/bin/python
 STAMP  := .make-venv
 
 BENCHMARKS := $(sort $(wildcard benchmarks/bench_*.py))
+EXAMPLES   := $(sort $(wildcard examples/*.py))
 
 .DELETE_ON_ERROR:
 .PHONY: venv test run bench clean distclean
@@ -27,8 +28,13 @@ $(STAMP): pyproject.toml $(VENV)/pyvenv.cfg
 test: venv
 	$(VPY) -m pytest -q -n auto tests
 
+# Every example, the store's first (CI runs them all).
 run: venv
 	$(VPY) examples/experiment_record.py
+	@set -e; for script in $(filter-out examples/experiment_record.py,$(EXAMPLES)); do \
+		echo "== $$script"; \
+		$(VPY) $$script; \
+	done
 
 bench: venv
 	@if [ -z "$(BENCHMARKS)" ]; then echo "no benchmarks/bench_*.py to run"; fi

@@ -6,21 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from h5forge.io._text import format_bytes
+
 __all__ = ["human_size", "short_repr", "type_name"]
-
-_UNITS = ("KiB", "MiB", "GiB", "TiB")
-
 
 def human_size(nbytes: int) -> str:
     """``812 B``, ``1.5 KiB``, ``3.2 MiB``, ``1.0 GiB`` (binary units)."""
-    if nbytes < 1024:
-        return f"{nbytes} B"
-    value = float(nbytes)
-    for unit in _UNITS:
-        value /= 1024
-        if value < 1024 or unit == _UNITS[-1]:
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")  # pragma: no cover
+    return format_bytes(nbytes, binary=True)
 
 
 def short_repr(value: Any, width: int = 40) -> str:

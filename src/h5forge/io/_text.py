@@ -16,9 +16,9 @@ _DECIMAL = ("KB", "MB", "GB", "TB", "PB")
 def format_bytes(nbytes: float, *, binary: bool = True) -> str:
     """``812 B``, ``1.5 KiB``, ``3.2 MiB`` (binary), or ``10.00 MB`` (``binary=False``: powers of
     1000, the units chunk and buffer targets are given in)."""
-    if nbytes < 1000:
-        return f"{int(nbytes)} B"
     base, units, digits = (1024, _BINARY, 1) if binary else (1000, _DECIMAL, 2)
+    if nbytes < base:
+        return f"{int(nbytes)} B"
     value = float(nbytes)
     for unit in units:
         value /= base

@@ -46,6 +46,7 @@ class CompressionMethod:
     options: Mapping[str, Any]  # option name -> default value
     lossy: bool = False
     plugin: type | None = None  # the hdf5plugin class, for plugin filters
+    level_option: str | None = None  # the option that sets the compression level, if any
 
     def h5py_kwargs(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
         """``compression=...``/``compression_opts=...`` for ``create_dataset``. Raises
@@ -82,6 +83,8 @@ def _describe_options(options: Mapping[str, Any]) -> str:
 
 
 _LOSSY_PLUGINS = {"sz", "sz3", "zfp", "sperr", "htj2k"}
+_LEVEL_OPTIONS = {"zstd": "clevel", "blosc": "clevel", "blosc2": "clevel",
+                  "bitshuffle": "clevel", "bzip2": "blocksize"}
 
 
 def _plugin_methods() -> dict[str, CompressionMethod]:
@@ -94,13 +97,15 @@ def _plugin_methods() -> dict[str, CompressionMethod]:
                    if name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
         name = cls.__name__.lower()
         methods[name] = CompressionMethod(name, cls.filter_id, options,
-                                          lossy=name in _LOSSY_PLUGINS, plugin=cls)
+                                          lossy=name in _LOSSY_PLUGINS, plugin=cls,
+                                          level_option=_LEVEL_OPTIONS.get(name))
     return methods
 
 
 def _builtin_methods() -> dict[str, CompressionMethod]:
     methods = {
-        "gzip": CompressionMethod("gzip", h5py.h5z.FILTER_DEFLATE, {"level": 4}),
+        "gzip": CompressionMethod("gzip", h5py.h5z.FILTER_DEFLATE, {"level": 4},
+                                  level_option="level"),
         "lzf": CompressionMethod("lzf", h5py.h5z.FILTER_LZF, {}),
     }
     if h5py.h5z.filter_avail(h5py.h5z.FILTER_SZIP):
