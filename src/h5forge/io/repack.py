@@ -62,12 +62,22 @@ def repack(src: _h5.PathLike | h5py.Group, dst: _h5.PathLike | h5py.Group,
 
 
 def _tracks_order(group: h5py.Group) -> bool:
-    return bool(group.id.get_create_plist().get_link_creation_order())
+    """Whether ``group`` keeps its links in creation order (a File's id is the file's, so the
+    group is opened as ``.`` to read its own creation properties)."""
+    gid = h5py.h5g.open(group.id, b".")
+    return bool(gid.get_create_plist().get_link_creation_order())
 
 
-def _resolve_plan(source: h5py.Group, configuration: Any) -> dict[str, DatasetConfiguration]:
-    """Every dataset's configuration: the plan's entry (checked against the data) or the
-    default. Raises before any write when the plan names a dataset ``source`` lacks."""
+def _address(obj: h5py.HLObject) -> tuple[int, int]:
+    info = h5py.h5o.get_info(obj.id)
+    return info.fileno, info.addr
+
+
+def _resolve_plan(source: h5py.Group, configuration: Any
+                  ) -> dict[tuple[int, int], DatasetConfiguration]:
+    """Every dataset's configuration, by object address (a dataset reached by several hard
+    links has one): the plan's entry (checked against the data) or the default. Raises before
+    any write when the plan names a dataset ``source`` lacks."""
     if configuration is not None and not isinstance(configuration, BackendConfiguration):
         if not _h5.is_path(configuration):
             raise ConfigurationError(f"configuration must be a BackendConfiguration or the "
@@ -88,14 +98,14 @@ def _resolve_plan(source: h5py.Group, configuration: Any) -> dict[str, DatasetCo
     for location, dset in datasets.items():
         if location not in plan:
             plan[location] = DatasetConfiguration(location, dset.dtype, dset.shape)
-    return plan
+    return {_address(dset): plan[location] for location, dset in datasets.items()}
 
 
 def _repack_into(source: h5py.Group, out: h5py.Group, configuration: Any,
                  progress: bool | None) -> None:
     plan = _resolve_plan(source, configuration)
     _check_references(source)
-    total = sum(entry.full_size for entry in plan.values())
+    total = sum(entry.full_size for entry in plan.values())  # each dataset once
     copier = _Copier(source, out, plan)
     with progress_bar(total, f"repacking {os.path.basename(source.file.filename)}",
                       progress) as bar:
@@ -117,7 +127,8 @@ class _Copier:
     """One walk over the source: groups and links in place, datasets per plan, then object
     references and dimension scales once every target exists."""
 
-    def __init__(self, source: h5py.Group, out: h5py.Group, plan: dict[str, DatasetConfiguration]):
+    def __init__(self, source: h5py.Group, out: h5py.Group,
+                 plan: dict[tuple[int, int], DatasetConfiguration]):
         self.source, self.out, self.plan = source, out, plan
         self.copied: dict[tuple[int, int], str] = {}  # object address -> location in out
         self.references: list[tuple[str, str | None]] = []  # (location, attribute or None)
@@ -136,8 +147,7 @@ class _Copier:
                 target[name] = h5py.ExternalLink(link.filename, link.path)
                 continue
             obj = group[name]
-            info = h5py.h5o.get_info(obj.id)
-            key = (info.fileno, info.addr)
+            key = _address(obj)
             if key in self.copied:
                 target[name] = self.out[self.copied[key]]
                 continue
@@ -146,16 +156,16 @@ class _Copier:
                 sub = target.create_group(name, track_order=_tracks_order(obj))
                 self.copy_group(obj, sub, child)
             elif isinstance(obj, h5py.Dataset):
-                self.copy_dataset(obj, target, name, child)
+                self.copy_dataset(obj, target, name, child, key)
             else:  # a named datatype
                 group.copy(obj, target, name)
 
     def copy_dataset(self, dset: h5py.Dataset, target: h5py.Group, name: str,
-                     location: str) -> None:
+                     location: str, key: tuple[int, int]) -> None:
         if dset.shape is None:  # an empty dataspace (h5py.Empty)
             new = target.create_dataset(name, data=h5py.Empty(dset.dtype))
         else:
-            entry = self.plan[location]
+            entry = self.plan[key]
             kwargs = entry.h5py_kwargs()
             if dset.maxshape != dset.shape:
                 kwargs["maxshape"] = dset.maxshape
@@ -204,11 +214,10 @@ class _Copier:
 
     def _target(self, obj: h5py.HLObject) -> h5py.HLObject:
         """The copy in ``out`` of the source object ``obj``."""
-        info = h5py.h5o.get_info(obj.id)
-        root = h5py.h5o.get_info(self.source.id)
-        if (info.fileno, info.addr) == (root.fileno, root.addr):
+        key = _address(obj)
+        if key == _address(self.source):
             return self.out
-        location = self.copied.get((info.fileno, info.addr))
+        location = self.copied.get(key)
         if location is None:
             raise H5ForgeError(f"{_h5.describe(self.source)}: a reference points at {obj.name}, "
                                f"outside what is being repacked; repack the whole file")
