@@ -82,7 +82,7 @@ def _describe_options(options: Mapping[str, Any]) -> str:
     return ", ".join(f"{name} (default {default!r})" for name, default in options.items())
 
 
-_LOSSY_PLUGINS = {"sz", "sz3", "zfp", "sperr", "htj2k"}
+_LOSSY_PLUGINS = {"sz", "sz3", "zfp", "sperr"}
 _LEVEL_OPTIONS = {"zstd": "clevel", "blosc": "clevel", "blosc2": "clevel",
                   "bitshuffle": "clevel", "bzip2": "blocksize"}
 
@@ -153,10 +153,11 @@ def normalize_compression(method: str | None, options: Mapping[str, Any] | None,
     found = get_compression_method(method, where)
     try:
         found.h5py_kwargs(options)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:  # hdf5plugin raises KeyError for names
         raise ConfigurationError(f"{where}: bad options for {found.name}: {exc}") from None
     defaults = {k: v for k, v in found.options.items() if v is not None}
-    return found.name, {**defaults, **(options or {})}
+    given = {k: v.item() if isinstance(v, np.generic) else v for k, v in (options or {}).items()}
+    return found.name, {**defaults, **given}
 
 
 def normalize_filters(filters: Any, where: str) -> tuple[str, ...]:
@@ -165,6 +166,9 @@ def normalize_filters(filters: Any, where: str) -> tuple[str, ...]:
         return ()
     if isinstance(filters, str):
         filters = (filters,)
+    elif not isinstance(filters, (list, tuple)):
+        raise ConfigurationError(f"{where}: filter must be a filter name or a list of them "
+                                 f"({', '.join(AVAILABLE_FILTERS)}), got {filters!r}")
     names = []
     for item in filters:
         name = str(item).lower()
@@ -211,9 +215,8 @@ def read_filters(dataset: h5py.Dataset) -> tuple[str | None, dict[str, Any] | No
             filters.append("shuffle")
         elif filter_id in (h5py.h5z.FILTER_FLETCHER32, h5py.h5z.FILTER_SCALEOFFSET):
             continue
-        elif filter_id == hdf5plugin.BSHUF_ID and values[3:4] in ((), (0,)) and \
-                i < plist.get_nfilters() - 1:
-            filters.append("bitshuffle")  # a pure bit shuffle ahead of a compressor
+        elif filter_id == hdf5plugin.BSHUF_ID and values[4:5] in ((), (0,)):
+            filters.append("bitshuffle")  # values: version x2, item size, block, compressor
         elif filter_id == h5py.h5z.FILTER_DEFLATE:
             method, options = "gzip", {"level": values[0] if values else 4}
         elif filter_id == h5py.h5z.FILTER_SZIP:

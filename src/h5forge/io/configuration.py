@@ -265,7 +265,7 @@ class DatasetConfiguration:
         """Raise :class:`ConfigurationError` unless data of ``shape``/``dtype`` is what this plan
         was made for."""
         shape = tuple(shape)
-        if shape != self.full_shape or dtype_to_text(dtype) != dtype_to_text(self.dtype):
+        if shape != self.full_shape or not _same_dtype(dtype, self.dtype):
             raise ConfigurationError(
                 f"{where or self.location}: the plan is for {self.full_shape} "
                 f"{_dtype_name(self.dtype)} but the data is {shape} {_dtype_name(dtype)}; make the "
@@ -279,7 +279,8 @@ class DatasetConfiguration:
             "chunk_shape": None if self.chunk_shape is None else list(self.chunk_shape),
             "buffer_shape": list(self.buffer_shape),
             "compression_method": self.compression_method,
-            "compression_options": self.compression_options,
+            "compression_options": None if self.compression_options is None
+            else dict(self.compression_options),
             "filter": list(self.filter),
         }
 
@@ -344,6 +345,16 @@ class DatasetConfiguration:
         return "\n".join(lines)
 
 
+def _same_dtype(a: Any, b: Any) -> bool:
+    """Equal as a plan sees them: byte order does not matter (HDF5 converts on write)."""
+    a, b = np.dtype(a), np.dtype(b)
+    if dtype_to_text(a) == dtype_to_text(b):
+        return True
+    if a.hasobject or b.hasobject or a.names or b.names:
+        return False
+    return a.newbyteorder("<") == b.newbyteorder("<")
+
+
 def _dtype_name(dtype: Any) -> str:
     text = dtype_to_text(dtype)
     if isinstance(text, str):
@@ -366,13 +377,18 @@ class BackendConfiguration:
 
     def __init__(self, dataset_configurations: Mapping[str, DatasetConfiguration]
                  | Iterable[DatasetConfiguration] = ()) -> None:
-        items = dataset_configurations.values() if isinstance(dataset_configurations, Mapping) \
-            else dataset_configurations
+        if isinstance(dataset_configurations, Mapping):
+            items = list(dataset_configurations.items())
+        else:
+            items = [(None, entry) for entry in dataset_configurations]
         table: dict[str, DatasetConfiguration] = {}
-        for entry in items:
+        for key, entry in items:
             if not isinstance(entry, DatasetConfiguration):
                 raise ConfigurationError(f"a BackendConfiguration holds DatasetConfiguration "
                                          f"objects, got {type(entry).__name__}")
+            if key is not None and normalize_location(key) != entry.location:
+                raise ConfigurationError(f"{key}: keyed under a location other than its own "
+                                         f"({entry.location})")
             if entry.location in table:
                 raise ConfigurationError(f"{entry.location}: planned twice")
             table[entry.location] = entry
