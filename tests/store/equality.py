@@ -17,10 +17,10 @@ def assert_same(a, b, where="obj", _seen=None):
     assert type(a) is type(b), f"{where}: type {type(a)} != {type(b)}"
     key = id(a)
     if key in _seen:  # a cycle or shared node already compared
-        assert _seen[key] is b, f"{where}: sharing differs"
+        assert _seen[key][1] is b, f"{where}: sharing differs"
         return
     if isinstance(a, (list, dict, set, np.ndarray, collections.deque)) or hasattr(a, "__dict__"):
-        _seen[key] = b
+        _seen[key] = (a, b)  # keeping a alive: a temporary's id must not be reused
     if isinstance(a, pathlib.PurePath):
         assert a == b, f"{where}: {a!r} != {b!r}"
         return

@@ -69,9 +69,12 @@ def _text_array(values: np.ndarray, class_name: str, dtype_name: str, where: str
     if all(is_plain_text(v) for v in flat):
         return dataset_node(class_name, values, h5dtype=_STR, dtype=dtype_name)
     # NUL or lone surrogates: UTF-32 code points keep every character
-    codes = np.array(values.astype("U"), dtype="U")
-    data = codes.view(np.uint32).reshape(codes.shape + (max(codes.itemsize // 4, 1),)) \
-        if codes.itemsize else np.zeros(codes.shape + (1,), np.uint32)
+    codes = np.array(values.astype("U"), dtype="U", order="C")
+    width = max(codes.itemsize // 4, 1)
+    if codes.itemsize:  # via 1-D: a 0-d array cannot change its itemsize in a view
+        data = codes.reshape(-1).view(np.uint32).reshape(codes.shape + (width,))
+    else:
+        data = np.zeros(codes.shape + (1,), np.uint32)
     return dataset_node(class_name, data, dtype=dtype_name, encoding="utf-32")
 
 
@@ -210,7 +213,8 @@ class ScalarCodec(registry.Codec):
         return array_node(np.asarray(obj), registry.class_name_of(type(obj)), enc, where, self)
 
     def decode(self, stored, dec):
-        if stored.dataset().shape != ():
+        utf32 = stored.attrs.get("encoding") == "utf-32"  # code points on a trailing axis
+        if len(stored.dataset().shape) != (1 if utf32 else 0):
             raise CorruptFileError(f"{stored.path}: a numpy scalar needs a 0-d dataset")
         value = read_array(stored, dec)[()]
         cls = stored.cls
