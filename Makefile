@@ -37,6 +37,7 @@ run: venv
 	done
 
 bench: venv
+	$(VPY) -m pip install -q -e ".[bench]"
 	@if [ -z "$(BENCHMARKS)" ]; then echo "no benchmarks/bench_*.py to run"; fi
 	@set -e; for script in $(BENCHMARKS); do \
 		echo "== $$script"; \

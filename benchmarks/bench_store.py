@@ -46,14 +46,12 @@ fails because of them.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import pickle
 import platform
 import random
 import sys
 import tempfile
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +59,7 @@ from typing import Any, Callable
 
 import h5py
 import numpy as np
+from _common import drop_cache, timed  # noqa: E402  (benchmarks/ is on sys.path)
 
 MIB = 1024**2
 CASES = ("records", "tree", "array")
@@ -167,32 +166,6 @@ H5PY_NONE = Peer("h5py", None, None, "no generic layout for a nested tree in raw
 
 
 # ----------------------------------------------------------------------------- timing and checks
-
-
-def timed(fn, *args):
-    """Return ``(seconds, fn(*args))`` with the garbage collector paused, as timeit does."""
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        result = fn(*args)
-        return time.perf_counter() - start, result
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def drop_cache(path):
-    """Flush ``path`` and evict it from the page cache (Linux), so the next read hits the disk."""
-    if not hasattr(os, "posix_fadvise"):
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 class RoundTripError(Exception):

@@ -9,11 +9,18 @@ axes **whole** as long as they fit in the target size, then takes as many steps 
 axis to the left as fit, and 1 on every axis left of that:
 
 * ``(1e7, 128) int16`` (a recording): rows of 256 B, chunk ``(39062, 128)`` = 10 MB. A
-  1-second window at 30 kHz (30,000 rows) touches one or two chunks; NeuroConv's
-  proportional shrink gives ``(312500, 4)``, and the same window touches 32 chunks.
-* ``(1e8, 4) float32``: chunk ``(625000, 4)`` = 10 MB (NeuroConv: a 25 KB chunk, so 64,000
-  chunks to index and a read call per 25 KB).
+  1-second window at 30 kHz (30,000 rows) touches one or two chunks. NeuroConv's proportional
+  shrink splits the channels too (its generic estimate, neuroconv 0.10.2: ``(625000, 8)``), so
+  the same window touches 16 to 32 chunks and reads 11-61x slower (benchmarks/bench_io.py).
+* ``(1e8, 4) float32``: chunk ``(625000, 4)`` = 10 MB (NeuroConv: ``(1581, 4)``, 25 KB, so
+  63,252 chunks to index).
 * ``(3600, 304, 608) uint16`` (a movie): chunk ``(27, 304, 608)``: whole frames.
+
+The price: reading one channel over the whole time axis reads every chunk. When that is the
+main access, give the dataset a chunk shape of its own (``chunk_shape=(n, 1)``). For strided
+reads of *uncompressed* chunks, open the file with an HDF5 chunk cache of at least one chunk
+(``h5py.File(path, rdcc_nbytes=64 * 2**20)``): below that, HDF5 reads the selected elements
+straight from the file, one small read each.
 
 Because the axis being split gets ``floor(target / inner)`` steps of an inner block no larger
 than the target, a chunk never exceeds the target and is never smaller than half of it (for

@@ -84,21 +84,22 @@ def _resolve_plan(source: h5py.Group, configuration: Any
                                      f"path of a YAML plan, got {type(configuration).__name__}")
         configuration = BackendConfiguration.from_yaml(configuration)
     datasets = dict(iter_datasets(source))
-    plan: dict[str, DatasetConfiguration] = {}
+    plan: dict[tuple[int, int], DatasetConfiguration] = {}
     if configuration is not None:
-        missing = [loc for loc in configuration if loc not in datasets]
-        if missing:
-            raise ConfigurationError(
-                f"{_h5.describe(source)}: the plan names dataset(s) the file does not have: "
-                f"{', '.join(missing[:5])}; datasets there: {', '.join(list(datasets)[:5])}")
         for location, entry in configuration.items():
-            dset = datasets[location]
+            dset = source.get(location)  # any hard-link name of a dataset will do
+            if not isinstance(dset, h5py.Dataset) or dset.shape is None:
+                raise ConfigurationError(
+                    f"{_h5.describe(source, location)}: the plan names a dataset the file does "
+                    f"not have; datasets there: {', '.join(list(datasets)[:5])}"
+                    f"{' ...' if len(datasets) > 5 else ''}")
             entry.check_data(dset.shape, dset.dtype, _h5.describe(source, location))
-            plan[location] = entry
+            plan[_address(dset)] = entry
     for location, dset in datasets.items():
-        if location not in plan:
-            plan[location] = DatasetConfiguration(location, dset.dtype, dset.shape)
-    return {_address(dset): plan[location] for location, dset in datasets.items()}
+        key = _address(dset)
+        if key not in plan:
+            plan[key] = DatasetConfiguration(location, dset.dtype, dset.shape)
+    return plan
 
 
 def _repack_into(source: h5py.Group, out: h5py.Group, configuration: Any,
@@ -110,16 +111,27 @@ def _repack_into(source: h5py.Group, out: h5py.Group, configuration: Any,
     with progress_bar(total, f"repacking {os.path.basename(source.file.filename)}",
                       progress) as bar:
         copier.bar = bar
+        copier.copied[_address(source)] = ""  # links back to the root stay links
         copier.copy_group(source, out, "")
         copier.finish()
 
 
 def _check_references(source: h5py.Group) -> None:
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and obj.dtype == h5py.regionref_dtype:
-            raise H5ForgeError(f"{_h5.describe(source, name)} holds region references, which "
-                               f"repack cannot carry over; convert them to indices first")
+    """Refuse region references (in datasets or attributes) before anything is written: they
+    name a selection in a file, and carrying one over would leave it pointing at the source."""
+    def check(where: str, dtype: np.dtype) -> None:
+        if _has_refs(dtype, h5py.RegionReference):
+            raise H5ForgeError(f"{where} holds region references, which repack cannot carry "
+                               f"over; convert them to indices first")
 
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            check(_h5.describe(source, name), obj.dtype)
+        for attr in obj.attrs:
+            check(f"{_h5.describe(source, name)} attribute {attr!r}",
+                  obj.attrs.get_id(attr).dtype)
+
+    visit("", source)
     source.visititems(visit)
 
 
@@ -148,8 +160,9 @@ class _Copier:
                 continue
             obj = group[name]
             key = _address(obj)
-            if key in self.copied:
-                target[name] = self.out[self.copied[key]]
+            if key in self.copied:  # another hard link to an object already copied
+                location_there = self.copied[key]
+                target[name] = self.out[location_there] if location_there else self.out
                 continue
             self.copied[key] = child
             if isinstance(obj, h5py.Group):
@@ -171,10 +184,14 @@ class _Copier:
                 kwargs["maxshape"] = dset.maxshape
                 if kwargs["chunks"] is None:  # resizable datasets must stay chunked
                     kwargs["chunks"] = dset.chunks
-            if dset.id.get_create_plist().fill_value_defined() == h5py.h5d.FILL_VALUE_USER_DEFINED:
+            if dset.id.get_create_plist().fill_value_defined() == \
+                    h5py.h5d.FILL_VALUE_USER_DEFINED:
                 kwargs["fillvalue"] = dset.fillvalue
-            new = target.create_dataset(name, shape=dset.shape, dtype=dset.dtype, **kwargs)
-            if _has_object_refs(dset.dtype):
+            plist = dset.id.get_create_plist()
+            kwargs["track_order"] = bool(plist.get_attr_creation_order())
+            new = target.create_dataset(name, shape=dset.shape, dtype=self.datatype(dset),
+                                        **kwargs)
+            if _has_refs(dset.dtype):
                 self.references.append((location, None))
             else:
                 copy_buffered(dset, new, entry, self.bar)
@@ -182,12 +199,22 @@ class _Copier:
         if any(len(dim) for dim in dset.dims) and "DIMENSION_LIST" in dset.attrs:
             self.scaled.append(location)
 
+    def datatype(self, dset: h5py.Dataset) -> np.dtype | h5py.Datatype:
+        """The dataset's type: its named datatype's copy when the dataset uses one that is
+        already copied (named types are copied where the walk meets them), else a plain type."""
+        tid = dset.id.get_type()
+        if tid.committed():
+            location = self.copied.get(_address(h5py.Datatype(tid)))
+            if location:
+                return self.out[location]
+        return dset.dtype
+
     def copy_attrs(self, obj: h5py.HLObject, target: h5py.HLObject, location: str) -> None:
         for name in obj.attrs:
             if name in _SCALE_ATTRIBUTES:
                 continue
             attr = obj.attrs.get_id(name)
-            if _has_object_refs(attr.dtype):
+            if _has_refs(attr.dtype):
                 self.references.append((location, name))
                 continue
             value = obj.attrs[name]
@@ -240,10 +267,12 @@ class _Copier:
         return value
 
 
-def _has_object_refs(dtype: np.dtype) -> bool:
+def _has_refs(dtype: np.dtype, kind: type = h5py.Reference) -> bool:
+    """Whether ``dtype`` holds references of ``kind`` (in compound fields and variable-length
+    sequences too). Checked through h5py's metadata: numpy alone sees only ``object``."""
     if dtype.names:
-        return any(_has_object_refs(dtype.fields[n][0]) for n in dtype.names)
-    if h5py.check_ref_dtype(dtype) is h5py.Reference:
+        return any(_has_refs(dtype.fields[n][0], kind) for n in dtype.names)
+    if h5py.check_ref_dtype(dtype) is kind:
         return True
     base = h5py.check_vlen_dtype(dtype)
-    return isinstance(base, np.dtype) and _has_object_refs(base)
+    return isinstance(base, np.dtype) and _has_refs(base, kind)

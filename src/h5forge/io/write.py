@@ -39,9 +39,11 @@ def write_dataset(group: _h5.PathLike | h5py.Group, name: str, source: Any,
                   dtype: Any = None) -> h5py.Dataset | None:
     """Create dataset ``name`` in ``group`` and fill it from ``source``, one buffer at a time.
 
-    ``source`` is an ndarray (``np.memmap`` included), an ``h5py.Dataset``, any array-like with
-    ``shape``, ``dtype`` and ``__getitem__`` (dask, zarr), or an iterator of blocks along axis 0
-    whose total shape and dtype come from ``configuration`` or ``shape=``/``dtype=``. Only one
+    ``source`` is an ndarray (``np.memmap`` included; a list or tuple is one, unless ``shape=``
+    or a DatasetConfiguration declares it a list of blocks), an
+    ``h5py.Dataset``, any array-like with ``shape``, ``dtype`` and ``__getitem__`` (dask, zarr),
+    or an iterator of blocks along axis 0 whose total shape and dtype come from
+    ``configuration`` or ``shape=``/``dtype=``. Only one
     buffer (``configuration.buffer_shape``) is requested from the source at a time.
     ``configuration`` is a :class:`DatasetConfiguration` (checked against the source), a
     :class:`BackendConfiguration` (the entry for ``name``), or ``None`` (the defaults).
@@ -57,8 +59,14 @@ def write_dataset(group: _h5.PathLike | h5py.Group, name: str, source: Any,
             raise NodeExistsError(f"{where} already exists; delete it first or choose another "
                                   f"name")
         array_like = _is_array_like(source)
-        if not array_like and not isinstance(source, Iterable):
-            source, array_like = np.asarray(source), True
+        declared = shape is not None or isinstance(configuration, DatasetConfiguration)
+        as_array = isinstance(source, (list, tuple)) and not declared
+        if not array_like and (as_array or not isinstance(source, Iterable)):
+            source, array_like = np.asarray(source), True  # nested lists are an array too
+        if array_like and source.shape is None:
+            raise ShapeMismatchError(f"{where}: the source has no shape (an empty dataspace); "
+                                     f"create it with create_dataset(name, data=h5py.Empty(...))")
+        created = _first_missing(parent, name)
         config = _configuration(configuration, name, source if array_like else None,
                                 shape, dtype, where)
         dset = parent.create_dataset(name, shape=config.full_shape, dtype=config.dtype,
@@ -70,9 +78,18 @@ def write_dataset(group: _h5.PathLike | h5py.Group, name: str, source: Any,
                 else:
                     _copy_blocks(iter(source), dset, config, bar, where)
         except BaseException:
-            del parent[name]
+            del parent[created]  # the dataset, or the first group made on the way to it
             raise
         return dset if isinstance(group, h5py.Group) else None
+
+
+def _first_missing(parent: h5py.Group, name: str) -> str:
+    """The first part of ``name`` not yet in ``parent`` (what to delete if the write fails)."""
+    parts = [p for p in name.split("/") if p]
+    for i in range(1, len(parts) + 1):
+        if "/".join(parts[:i]) not in parent:
+            return "/".join(parts[:i])
+    return name
 
 
 def _configuration(configuration: Any, name: str, source: Any, shape: Any, dtype: Any,
@@ -109,6 +126,7 @@ def copy_buffered(source: Any, dset: h5py.Dataset, config: DatasetConfiguration,
         data = np.asarray(source[block])
         dset[block] = data
         bar.update(data.nbytes)
+        del data  # released before the next block is requested: one buffer in memory, not two
 
 
 def _copy_blocks(blocks: Iterator[Any], dset: h5py.Dataset, config: DatasetConfiguration, bar,

@@ -39,26 +39,33 @@ def get_default_configuration(x: Any, path: str = "/", *,
                                      x, allow_pickle=allow_pickle), path)])
 
 
-def planned_datasets(root: Node, path: str = "/") -> Iterator[tuple[str, Node]]:
+def planned_datasets(root: Node, path: str = "/", *,
+                     links: bool = False) -> Iterator[tuple[str, Node]]:
     """``(location, node)`` for every dataset node of a plan, located as ``dump`` writes them
-    at ``path`` (a leaf dumped onto a group's root goes into its box as ``value``)."""
+    at ``path`` (a leaf dumped onto a group's root goes into its box as ``value``). A dataset
+    shared by several places is listed at the first; ``links=True`` also lists the others
+    (the hard links ``dump`` writes), each with the dataset node they link to."""
     parts = _h5.split_path(path)
     if parts:
-        yield from _walk(root, "/".join(parts))
+        yield from _walk(root, "/".join(parts), links)
     elif root.kind == "group":
         for name, member in root.members.items():
-            yield from _walk(member, name)
+            yield from _walk(member, name, links)
     else:
-        yield from _walk(root, "value")
+        yield from _walk(root, "value", links)
 
 
-def _walk(node: Node, location: str) -> Iterator[tuple[str, Node]]:
-    if node.kind == "dataset":
+def _walk(node: Node, location: str, links: bool) -> Iterator[tuple[str, Node]]:
+    if links and node.kind == "link":
+        node = node.data
+        if node.kind == "dataset" and not isinstance(node.data, h5py.Empty):
+            yield location, node
+    elif node.kind == "dataset":
         if not isinstance(node.data, h5py.Empty):
             yield location, node
     elif node.kind == "group":
         for name, member in node.members.items():
-            yield from _walk(member, f"{location}/{name}")
+            yield from _walk(member, f"{location}/{name}", links)
 
 
 def _dtype_shape(node: Node) -> tuple[np.dtype, tuple[int, ...]]:
@@ -79,8 +86,8 @@ def dataset_options(configuration: Any, root: Node, path: str) -> DatasetOptions
     if not hasattr(table, "items"):
         raise ConfigurationError(f"configuration must be a BackendConfiguration or a mapping of "
                                  f"dataset locations, got {type(configuration).__name__}")
-    planned = dict(planned_datasets(root, path))
-    entries: dict[str, Any] = {}
+    planned = dict(planned_datasets(root, path, links=True))  # any hard-link name will do
+    entries: dict[int, Any] = {}  # by node: a shared dataset is one node under several names
     for location, entry in table.items():
         key = normalize_location(location)
         node = planned.get(key)
@@ -91,15 +98,15 @@ def dataset_options(configuration: Any, root: Node, path: str) -> DatasetOptions
                 f"{' ...' if len(planned) > 8 else ''}")
         if isinstance(entry, DatasetConfiguration):
             entry.check_data(*reversed(_dtype_shape(node)), where=key)
-            entries[key] = entry.h5py_kwargs()
+            entries[id(node)] = entry.h5py_kwargs()
         elif isinstance(entry, dict):
-            entries[key] = dict(entry)
+            entries[id(node)] = dict(entry)
         else:
             raise ConfigurationError(f"{key}: expected a DatasetConfiguration or a dict of "
                                      f"h5py create_dataset keywords, got {type(entry).__name__}")
 
     def options(location: str, node: Node) -> dict[str, Any]:
-        kwargs = entries.get(location)
+        kwargs = entries.get(id(node))
         if kwargs is None:
             return DatasetConfiguration(location, *_dtype_shape(node)).h5py_kwargs()
         return kwargs
