@@ -11,6 +11,7 @@ from h5forge.errors import ConfigurationError
 from h5forge.io import (
     AVAILABLE_COMPRESSION_METHODS,
     AVAILABLE_FILTERS,
+    BackendConfiguration,
     CompressionMethod,
     DatasetConfiguration,
     get_compression_method,
@@ -365,3 +366,52 @@ def test_read_filters_names_an_unknown_filter(tmp_path):
     with h5py.File(path, "r") as f:
         with pytest.raises(ConfigurationError, match=r"nbit\.h5:/grp/x uses HDF5 filter id 5"):
             read_filters(f["grp/x"])
+
+
+# ---- methods that cannot take a dtype are refused, not skipped by HDF5 ------------------------
+
+@pytest.mark.parametrize("name", ["blosc", "blosc2", "sz", "zfp", "szip", "bitshuffle"])
+def test_variable_length_data_takes_byte_compressors_only(name):
+    if name not in AVAILABLE_COMPRESSION_METHODS:
+        pytest.skip(f"{name} is not available in this HDF5")
+    cfg = DatasetConfiguration("names", h5py.string_dtype(), (100,))
+    with pytest.raises(ConfigurationError, match=r"^names: .* variable-length data"):
+        cfg.compression_method = name
+    assert cfg.compression_method == "gzip"
+    with pytest.raises(ConfigurationError, match="bitshuffle cannot filter variable-length"):
+        cfg.filter = ["bitshuffle"]
+
+
+@pytest.mark.parametrize("name", ["gzip", "lzf", "zstd", "lz4", "bzip2"])
+def test_variable_length_strings_round_trip_with_byte_compressors(tmp_path, name):
+    data = np.array([f"label {i}" * (i % 5) for i in range(200)], dtype=object)
+    cfg = DatasetConfiguration("names", h5py.string_dtype(), data.shape, chunk_shape=(50,),
+                               compression_method=name)
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f.create_dataset("names", data=data, dtype=h5py.string_dtype(), **cfg.h5py_kwargs())
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert list(f["names"].asstr()[:]) == list(data)
+        assert read_filters(f["names"])[0] == name
+
+
+@pytest.mark.parametrize("name, dtype", [("sz", "int16"), ("sz3", "int64"), ("sperr", "u1"),
+                                         ("zfp", "int16"), ("fcidecomp", "f4"),
+                                         ("htj2k", "f8"), ("szip", [("a", "f4")])])
+def test_numeric_methods_refuse_dtypes_they_would_skip(name, dtype):
+    cfg = DatasetConfiguration("x", dtype, (64, 64))
+    with pytest.raises(ConfigurationError, match=rf"^x: {name} compresses .* only"):
+        cfg.compression_method = name
+
+
+def test_global_compression_skips_datasets_it_cannot_take():
+    plan = BackendConfiguration([DatasetConfiguration("names", h5py.string_dtype(), (10,)),
+                                 DatasetConfiguration("trace", "f4", (1000,)),
+                                 DatasetConfiguration("scalar", "f8", ())])
+    assert plan.apply_global_compression("blosc", {"clevel": 7}) == ["names"]
+    assert plan["trace"].compression_method == "blosc"
+    assert plan["trace"].compression_options["clevel"] == 7
+    assert plan["names"].compression_method == "gzip"  # kept
+    assert plan["scalar"].compression_method is None  # contiguous
+    with pytest.raises(ConfigurationError, match="unknown option"):
+        plan.apply_global_compression("blosc", {"speed": 1})
+    assert plan["trace"].compression_options["clevel"] == 7  # unchanged by the failed call

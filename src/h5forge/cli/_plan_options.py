@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import yaml
@@ -43,4 +44,8 @@ def apply_compression_arguments(plan: BackendConfiguration, args: argparse.Names
             raise ConfigurationError(f"{method.name} has no compression level; its options: "
                                      f"{', '.join(method.options) or 'none'} (use --option)")
         options[method.level_option] = args.level
-    plan.apply_global_compression(method.name, options)
+    kept = plan.apply_global_compression(method.name, options)
+    if kept:
+        print(f"h5forge: note: {method.name} cannot compress {len(kept)} dataset(s) of "
+              f"variable-length or unsuitable data; they keep their compression: "
+              f"{', '.join(kept[:5])}{' ...' if len(kept) > 5 else ''}", file=sys.stderr)

@@ -28,6 +28,7 @@ __all__ = [
     "get_compression_method",
     "normalize_compression",
     "normalize_filters",
+    "check_dtype",
     "h5py_filter_kwargs",
     "read_filters",
 ]
@@ -158,6 +159,40 @@ def normalize_compression(method: str | None, options: Mapping[str, Any] | None,
     defaults = {k: v for k, v in found.options.items() if v is not None}
     given = {k: v.item() if isinstance(v, np.generic) else v for k, v in (options or {}).items()}
     return found.name, {**defaults, **given}
+
+
+#: Byte-stream compressors: the only ones that take variable-length data (HDF5 stores its heap
+#: references in the chunk). Blosc on such data crashes the process, so it is refused.
+_VLEN_SAFE = frozenset({"gzip", "lzf", "zstd", "lz4", "bzip2"})
+#: Methods that model numbers and need particular element types.
+_DTYPE_RULES = {
+    "sz": ("float32 or float64", lambda dt: dt.kind == "f" and dt.itemsize in (4, 8)),
+    "sz3": ("float32 or float64", lambda dt: dt.kind == "f" and dt.itemsize in (4, 8)),
+    "sperr": ("float32 or float64", lambda dt: dt.kind == "f" and dt.itemsize in (4, 8)),
+    "zfp": ("float32/64 or int32/64", lambda dt: dt.kind in "fi" and dt.itemsize in (4, 8)),
+    "fcidecomp": ("8- or 16-bit integers", lambda dt: dt.kind in "iu" and dt.itemsize <= 2),
+    "htj2k": ("integers of up to 16 bits", lambda dt: dt.kind in "iu" and dt.itemsize <= 2),
+    "szip": ("integers or floats", lambda dt: dt.kind in "iuf"),
+}
+
+
+def check_dtype(method: str | None, filters: tuple[str, ...], dtype: np.dtype,
+                where: str) -> None:
+    """Refuse a compression method or filter that cannot take ``dtype`` (HDF5 would skip an
+    optional filter silently, or the plugin would crash), naming ``where``."""
+    dtype = np.dtype(dtype)
+    if dtype.hasobject:
+        if method is not None and method not in _VLEN_SAFE:
+            raise ConfigurationError(f"{where}: {method} cannot compress variable-length data "
+                                     f"(strings, objects); use one of "
+                                     f"{', '.join(sorted(_VLEN_SAFE))}")
+        if "bitshuffle" in filters:
+            raise ConfigurationError(f"{where}: bitshuffle cannot filter variable-length data")
+        return
+    rule = _DTYPE_RULES.get(method or "")
+    if rule is not None and not rule[1](dtype):
+        raise ConfigurationError(f"{where}: {method} compresses {rule[0]} only, not {dtype}; "
+                                 f"choose another method for this dataset")
 
 
 def normalize_filters(filters: Any, where: str) -> tuple[str, ...]:

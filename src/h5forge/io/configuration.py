@@ -18,6 +18,7 @@ from h5forge.io._text import dtype_from_text, dtype_to_text, format_bytes
 from h5forge.io.compression import (
     DEFAULT_COMPRESSION_METHOD,
     DEFAULT_COMPRESSION_OPTIONS,
+    check_dtype,
     h5py_filter_kwargs,
     normalize_compression,
     normalize_filters,
@@ -245,6 +246,7 @@ class DatasetConfiguration:
         method, options = normalize_compression(values["compression_method"],
                                                 values["compression_options"], where)
         filters = normalize_filters(values["filter"], where)
+        check_dtype(method, filters, self.dtype, where)
         if chunk is None and (method is not None or filters):
             raise ConfigurationError(f"{where}: a contiguous dataset (chunk_shape=None) cannot "
                                      f"be compressed or filtered; use update(chunk_shape=None, "
@@ -348,7 +350,9 @@ class DatasetConfiguration:
 def _same_dtype(a: Any, b: Any) -> bool:
     """Equal as a plan sees them: byte order does not matter (HDF5 converts on write)."""
     a, b = np.dtype(a), np.dtype(b)
-    if dtype_to_text(a) == dtype_to_text(b):
+    text_a, text_b = dtype_to_text(a), dtype_to_text(b)
+    if text_a == text_b or {text_a, text_b} <= {"object", "vlen-str", "vlen-bytes"} and \
+            "object" in (text_a, text_b):  # Python objects are written as the vlen type
         return True
     if a.hasobject or b.hasobject or a.names or b.names:
         return False
@@ -424,13 +428,23 @@ class BackendConfiguration:
         return self.dataset_configurations.values()
 
     def apply_global_compression(self, method: str | None,
-                                 options: Mapping[str, Any] | None = None) -> None:
-        """Use ``method``/``options`` for every chunked dataset (contiguous ones cannot be
-        compressed and are left alone). Checked once first: on an error nothing changes."""
+                                 options: Mapping[str, Any] | None = None) -> list[str]:
+        """Use ``method``/``options`` for every chunked dataset whose data it can take, and
+        return the locations of those it cannot (they keep their compression; e.g. blosc on
+        variable-length strings). Contiguous datasets cannot be compressed and are left alone.
+        Bad options raise before anything changes."""
         method, options = normalize_compression(method, options, "apply_global_compression")
+        kept = []
         for entry in self.values():
-            if entry.chunk_shape is not None:
-                entry.update(compression_method=method, compression_options=options)
+            if entry.chunk_shape is None:
+                continue
+            try:
+                check_dtype(method, entry.filter, entry.dtype, entry.location)
+            except ConfigurationError:
+                kept.append(entry.location)
+                continue
+            entry.update(compression_method=method, compression_options=options)
+        return kept
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BackendConfiguration):

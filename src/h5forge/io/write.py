@@ -18,7 +18,7 @@ from h5forge.errors import ConfigurationError, NodeExistsError, ShapeMismatchErr
 from h5forge.io.configuration import BackendConfiguration, DatasetConfiguration
 from h5forge.io.progress import progress_bar
 
-__all__ = ["write_dataset", "buffer_slices", "copy_buffered"]
+__all__ = ["write_dataset", "buffer_slices", "copy_buffered", "create_planned"]
 
 
 def buffer_slices(full_shape: tuple[int, ...], buffer_shape: tuple[int, ...]
@@ -40,11 +40,11 @@ def write_dataset(group: _h5.PathLike | h5py.Group, name: str, source: Any,
     """Create dataset ``name`` in ``group`` and fill it from ``source``, one buffer at a time.
 
     ``source`` is an ndarray (``np.memmap`` included; a list or tuple is one, unless ``shape=``
-    or a DatasetConfiguration declares it a list of blocks), an
-    ``h5py.Dataset``, any array-like with ``shape``, ``dtype`` and ``__getitem__`` (dask, zarr),
-    or an iterator of blocks along axis 0 whose total shape and dtype come from
-    ``configuration`` or ``shape=``/``dtype=``. Only one
-    buffer (``configuration.buffer_shape``) is requested from the source at a time.
+    or a DatasetConfiguration declares it a list of blocks), an ``h5py.Dataset``, any
+    array-like with ``shape``, ``dtype`` and ``__getitem__`` (dask, zarr), or an iterator of
+    blocks along axis 0 whose total shape and dtype come from ``configuration`` or
+    ``shape=``/``dtype=``. Only one buffer (``configuration.buffer_shape``) is requested from
+    the source at a time.
     ``configuration`` is a :class:`DatasetConfiguration` (checked against the source), a
     :class:`BackendConfiguration` (the entry for ``name``), or ``None`` (the defaults).
     ``progress``: a tqdm bar (``None``: only when stderr is a terminal).
@@ -69,18 +69,33 @@ def write_dataset(group: _h5.PathLike | h5py.Group, name: str, source: Any,
         created = _first_missing(parent, name)
         config = _configuration(configuration, name, source if array_like else None,
                                 shape, dtype, where)
-        dset = parent.create_dataset(name, shape=config.full_shape, dtype=config.dtype,
-                                     **config.h5py_kwargs())
         try:
+            dset = create_planned(parent, name, config, where, shape=config.full_shape,
+                                  dtype=config.dtype)
             with progress_bar(config.full_size, f"writing {name}", progress) as bar:
                 if array_like:
                     copy_buffered(source, dset, config, bar)
                 else:
                     _copy_blocks(iter(source), dset, config, bar, where)
         except BaseException:
-            del parent[created]  # the dataset, or the first group made on the way to it
+            if created in parent:  # the dataset, or the first group made on the way to it
+                del parent[created]
             raise
         return dset if isinstance(group, h5py.Group) else None
+
+
+def create_planned(parent: h5py.Group, name: str, config: DatasetConfiguration, where: str,
+                   **kwargs: Any) -> h5py.Dataset:
+    """``parent.create_dataset(name, **kwargs)`` with ``config``'s chunks and filters; HDF5
+    refusing them (a filter that cannot take this dtype, say) is a :class:`ConfigurationError`
+    naming the dataset."""
+    try:
+        return parent.create_dataset(name, **kwargs, **config.h5py_kwargs())
+    except (ValueError, TypeError, OSError) as exc:
+        raise ConfigurationError(f"{where}: HDF5 cannot create this dataset with chunks "
+                                 f"{config.chunk_shape}, compression "
+                                 f"{config.compression_method} and filter {list(config.filter)}: "
+                                 f"{exc}; choose another compression for it") from exc
 
 
 def _first_missing(parent: h5py.Group, name: str) -> str:
