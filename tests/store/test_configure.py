@@ -292,3 +292,13 @@ def test_no_configuration_writes_contiguous_datasets(tmp_path):
     h5forge.dump(_obj(), tmp_path / "empty_plan.h5", configuration=empty)
     with h5py.File(tmp_path / "empty_plan.h5", "r") as f:  # an empty plan: all defaults
         assert f["trace"].chunks == (100, 6) and f["trace"].compression_opts == 4
+
+
+def test_h5py_keywords_hdf5_refuses_are_a_configuration_error_and_nothing_is_left(tmp_path):
+    path = tmp_path / "keep.h5"
+    h5forge.dump({"old": np.arange(3)}, path)
+    with pytest.raises(ConfigurationError, match=r"^a: HDF5 cannot write this dataset with "
+                                                 r"chunks=\(20,\)"):
+        h5forge.dump({"a": np.zeros(10)}, path, overwrite=True,
+                     configuration={"a": {"chunks": (20,)}})
+    assert list(h5forge.load(path)) == ["old"]  # the file as it was

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import h5py
 
+from h5forge.errors import ConfigurationError
 from h5forge.store.attributes import write_attr
 from h5forge.store.layout import Node
 
@@ -41,10 +42,20 @@ def write_node(parent: h5py.Group, name: str, node: Node, location: str,
         data = node.data
         if isinstance(data, h5py.Empty):
             dset = parent.create_dataset(name, data=data)
+        elif kwargs:
+            try:
+                dset = parent.create_dataset(name, data=data, dtype=node.h5dtype, **kwargs)
+            except (ValueError, TypeError, OSError) as exc:
+                raise ConfigurationError(f"{location}: HDF5 cannot write this dataset with "
+                                         f"{_describe(kwargs)}: {exc}") from exc
         else:
-            dset = parent.create_dataset(name, data=data, dtype=node.h5dtype, **kwargs)
+            dset = parent.create_dataset(name, data=data, dtype=node.h5dtype)
         node.written = dset.id
         for attr_name, value in node.attrs.items():
             write_attr(dset, attr_name, value)
     else:  # pragma: no cover - plans are built by the encoder only
         raise AssertionError(f"unknown node kind {kind!r}")
+
+
+def _describe(kwargs: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "dcpl") or "no options"
