@@ -4,7 +4,7 @@
 Peers: hickle (``hickle.dump`` / ``hickle.load``), h5io (``h5io.write_hdf5`` /
 ``h5io.read_hdf5``), pickle (to a file) and, where a hand-written layout is meaningful, raw h5py.
 
-Three cases, each printed as one table:
+Four cases, each printed as one table:
 
 1. **records** - 10,000 small records, a list of dicts
    ``{"id": int, "x": float, "name": short str, "v": 4 float64 ndarray}``.
@@ -17,6 +17,12 @@ Three cases, each printed as one table:
 3. **array** - one big float64 array (1 GiB by default, ``--big-mb`` to change it).
    Targets: h5forge write and read throughput each at least 0.9x raw h5py's
    (``f.create_dataset("a", data=arr)`` and ``f["a"][()]``).
+4. **neo** - a ``neo.Block`` of 50 segments x 4 AnalogSignals of 100,000 float32 samples
+   (1 channel, mV, 30 kHz; ``--neo-segments`` to change the count), the signals also gathered
+   in a neo Group (shared, not copied).  Peers: neo's own NixIO (``neo.NixIO`` writing and
+   reading a ``.nix`` file; needs ``nixio``) and pickle.  No target: the ratios are printed.
+   NixIO annotates the block it writes (``nix_name``) in the untimed first pass, so every timed
+   pass of every peer stores the same block.
 
 What is measured: the wall time of one dump to a new file and one load of that file, the best of
 ``--repeat`` timed repetitions (dump and load each taken separately), with the garbage collector
@@ -38,7 +44,8 @@ Ratios: ``vs h5forge`` = peer total / h5forge total (> 1 means h5forge is faster
 ``size/pickle`` = file size / pickle's file size.  Targets print PASS or MISS; the script never
 fails because of them.
 
-    python benchmarks/bench_store.py --quick     # smoke run: 1,000 records, 64 MiB array, 1 repeat
+    python benchmarks/bench_store.py --quick     # smoke run: 1,000 records, 64 MiB array, 10 neo
+                                                 # segments, 1 repeat
     python benchmarks/bench_store.py             # full run
     python benchmarks/bench_store.py --cases array --big-mb 256 --repeat 3
 """
@@ -62,7 +69,7 @@ import numpy as np
 from _common import drop_cache, timed  # noqa: E402  (benchmarks/ is on sys.path)
 
 MIB = 1024**2
-CASES = ("records", "tree", "array")
+CASES = ("records", "tree", "array", "neo")
 
 
 # ----------------------------------------------------------------------------- peers
@@ -92,6 +99,8 @@ def _import_h5forge():
 h5forge, H5FORGE_MISSING = _import_h5forge()
 hickle, HICKLE_MISSING = _import("hickle")
 h5io, H5IO_MISSING = _import("h5io")
+neo, NEO_MISSING = _import("neo")
+nixio, NIXIO_MISSING = _import("nixio")
 
 
 @dataclass(frozen=True)
@@ -455,27 +464,108 @@ def case_array(args, workdir):
                   ratio(raw.load_s, ref.load_s) if ref and raw else None, lambda r: r >= 0.9)
 
 
-CASE_FUNCTIONS = {"records": case_records, "tree": case_tree, "array": case_array}
+def make_neo_block(n_segments, n_signals=4, n_samples=100_000, seed=0):
+    """A Block of ``n_segments`` segments x ``n_signals`` 1-channel float32 AnalogSignals, the
+    signals of each channel also gathered in one neo Group (the same objects)."""
+    import quantities as pq
+
+    rng = np.random.default_rng(seed)
+    block = neo.Block(name="bench")
+    groups = [neo.Group(name=f"channel {c}") for c in range(n_signals)]
+    block.groups.extend(groups)
+    for s in range(n_segments):
+        segment = neo.Segment(name=f"trial {s}", index=s)
+        block.segments.append(segment)
+        for c in range(n_signals):
+            data = rng.standard_normal((n_samples, 1), dtype=np.float32)
+            signal = neo.AnalogSignal(data, units="mV", sampling_rate=30 * pq.kHz,
+                                      t_start=s * 10 * pq.s, name=f"ch{c}")
+            segment.analogsignals.append(signal)
+            groups[c].analogsignals.append(signal)
+    return block
+
+
+def _nix_dump(block, path):
+    with neo.NixIO(path, mode="ow") as io:
+        io.write_block(block)
+
+
+def _nix_load(path):
+    with neo.NixIO(path, mode="ro") as io:
+        return io.read_block()
+
+
+def check_neo(expected, got) -> str:
+    """Same segments and signals: samples, units, sampling rate and t_start."""
+    if type(got) is not type(expected) or len(got.segments) != len(expected.segments):
+        raise RoundTripError(f"got {type(got).__name__} with "
+                             f"{len(getattr(got, 'segments', []))} segments")
+    for i, (a, b) in enumerate(zip(expected.segments, got.segments)):
+        if len(a.analogsignals) != len(b.analogsignals):
+            raise RoundTripError(f"segments[{i}]: {len(b.analogsignals)} signals")
+        for j, (x, y) in enumerate(zip(a.analogsignals, b.analogsignals)):
+            if not (x.shape == y.shape and np.array_equal(x.magnitude, y.magnitude)
+                    and x.units == y.units and x.sampling_rate == y.sampling_rate
+                    and x.t_start == y.t_start):
+                raise RoundTripError(f"segments[{i}].analogsignals[{j}] differs")
+    note = "ok"
+    if got.groups and got.groups[0].analogsignals[0] is not got.segments[0].analogsignals[0]:
+        note = "ok, group signals are copies"
+    if got.segments[0].analogsignals[0].dtype != np.float32:
+        note += f", dtype {got.segments[0].analogsignals[0].dtype}"
+    return note
+
+
+def case_neo(args, workdir):
+    if neo is None:
+        print(f"\n[4] neo: skipped, neo is {NEO_MISSING}")
+        return
+    block = make_neo_block(args.neo_segments)
+    n_signals = sum(len(s.analogsignals) for s in block.segments)
+    nbytes = sum(sig.nbytes for s in block.segments for sig in s.analogsignals)
+    peers = [
+        _peer("h5forge", h5forge, H5FORGE_MISSING,
+              lambda obj, p: h5forge.dump(obj, p), lambda p: h5forge.load(p)),
+        _peer("neo NixIO", nixio, NIXIO_MISSING, _nix_dump, _nix_load),
+        Peer("pickle", _pickle_dump, _pickle_load),
+    ]
+    results = run_peers(peers, block, check_neo, workdir, args.repeat or 3, args.cold)
+    results_table(f"[4] neo: Block of {len(block.segments)} segments, {n_signals} "
+                  f"AnalogSignals x {block.segments[0].analogsignals[0].shape[0]:,} float32 "
+                  f"samples ({fmt_size(nbytes)})", results, nbytes=nbytes)
+    print("ratios (peer total / h5forge total):")
+    for name in ("neo NixIO", "pickle"):
+        value = speedup_over(results, name)
+        verdict = "h5forge faster" if value is not None and value > 1 else "h5forge slower"
+        shown = "n/a" if value is None else f"{value:.2f}x ({verdict})"
+        print(f"  {name} / h5forge, dump+load: {shown}")
+
+
+CASE_FUNCTIONS = {"records": case_records, "tree": case_tree, "array": case_array,
+                  "neo": case_neo}
 
 
 # ----------------------------------------------------------------------------- main
 
 
-FULL = {"records": 10_000, "tree_nodes": 2_000, "big_mb": 1024, "repeat": None}
-QUICK = {"records": 1_000, "tree_nodes": 2_000, "big_mb": 64, "repeat": 1}
+FULL = {"records": 10_000, "tree_nodes": 2_000, "big_mb": 1024, "neo_segments": 50,
+        "repeat": None}
+QUICK = {"records": 1_000, "tree_nodes": 2_000, "big_mb": 64, "neo_segments": 10, "repeat": 1}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1,000 records, 64 MiB array, 1 repetition "
-                             "(options given explicitly still win)")
+                        help="smoke run: 1,000 records, 64 MiB array, 10 neo segments, "
+                             "1 repetition (options given explicitly still win)")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES),
                         help="which cases to run (default: all)")
     parser.add_argument("--records", type=int, help="records in case 1 (default 10,000)")
     parser.add_argument("--tree-nodes", type=int, help="nodes in case 2, about (default 2,000)")
     parser.add_argument("--big-mb", type=int, help="array size in MiB in case 3 (default 1024)")
+    parser.add_argument("--neo-segments", type=int,
+                        help="segments of the neo Block in case 4 (default 50)")
     parser.add_argument("--repeat", type=int,
                         help="timed repetitions, best taken (default 3, and 2 for the big array)")
     parser.add_argument("--cold", action="store_true",
@@ -495,7 +585,8 @@ def print_environment():
           f"(HDF5 {h5py.version.hdf5_version}), {platform.platform()}")
     where = f" ({Path(h5forge.__file__).parent})" if h5forge is not None else ""
     print(f"h5forge {version(h5forge, H5FORGE_MISSING)}{where}, "
-          f"hickle {version(hickle, HICKLE_MISSING)}, h5io {version(h5io, H5IO_MISSING)}")
+          f"hickle {version(hickle, HICKLE_MISSING)}, h5io {version(h5io, H5IO_MISSING)}, "
+          f"neo {version(neo, NEO_MISSING)}, nixio {version(nixio, NIXIO_MISSING)}")
 
 
 def main(argv=None):

@@ -17,6 +17,13 @@ from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
 from h5forge.store.attributes import read_attrs
 from h5forge.store.codecs.builtins import decode_sequence, encode_sequence
+from h5forge.store.codecs.objects import (
+    INSTANCE_ATTRIBUTES,
+    plain_state,
+    set_state,
+)
+from h5forge.store.codecs.objects import _python_layout as python_layout
+from h5forge.store.codecs.objects import _state_node as state_node
 from h5forge.store.decoder import Decoder, Stored, open_child
 from h5forge.store.encoder import Encoder, is_plain_text
 from h5forge.store.layout import Node, dataset_node, group_node
@@ -143,8 +150,41 @@ def _read_object_array(stored: Stored, dec: Decoder) -> np.ndarray:
     return out
 
 
+#: Instance attributes of numpy's own subclasses that are bookkeeping, not data.
+_TRANSIENT = {np.matrix: frozenset({"_getitem"}),
+              np.memmap: frozenset({"_mmap", "filename", "offset", "mode"})}
+SUBCLASS_DATA = "data"
+
+
+def _subclass_state(obj: np.ndarray, name: str, where: str) -> dict:
+    """The instance state of an ndarray subclass (``__dict__`` and ``__slots__`` members, less
+    numpy's own bookkeeping), refusing subclasses that keep state where Python cannot see it."""
+    tp = type(obj)
+    if isinstance(obj, np.ma.MaskedArray):
+        raise CodecError(f"cannot store {where}: {name} is a subclass of numpy.ma.MaskedArray, "
+                         f"which h5forge does not know; register a codec for it")
+    for klass in tp.__mro__:
+        if klass is not np.ndarray and issubclass(klass, np.ndarray) and \
+                not python_layout(klass):
+            raise CodecError(f"cannot store {where}: ndarray subclass {name} keeps state in C "
+                             f"fields that h5forge cannot see; register a codec for it")
+    state = plain_state(obj)
+    for klass in tp.__mro__:
+        for attr in _TRANSIENT.get(klass, ()):
+            state.pop(attr, None)
+    return state
+
+
 class ArrayCodec(registry.Codec):
-    """numpy.ndarray and plain subclasses (stored as the data; loaded as a view of the class)."""
+    """numpy.ndarray and its subclasses.
+
+    A subclass instance without instance state is stored as the data with the subclass's name
+    (loaded as a view of that class). One with state (``__dict__``/``__slots__`` members, e.g.
+    vigra's axistags) is a group: the array as the child ``data`` and the state as
+    ``instance_attributes``, like a user object; it loads as a view of the class with the state
+    restored (after ``__array_finalize__``), or as an UnknownObject when the class cannot be
+    found. ``numpy.memmap`` is stored as the plain array it maps (its file is not data).
+    """
 
     types = (np.ndarray,)
     names = ("numpy.ndarray",)
@@ -153,19 +193,41 @@ class ArrayCodec(registry.Codec):
         return issubclass(tp, np.ndarray)
 
     def encode(self, obj, enc, where):
-        name = registry.class_name_of(type(obj))
-        node = array_node(np.asarray(obj), name, enc, where, self)
-        if type(obj) is not np.ndarray and getattr(obj, "__dict__", None):
-            raise CodecError(f"cannot store {where}: ndarray subclass {name} carries "
-                             f"attributes; register a codec for it")
+        tp = type(obj)
+        if tp is np.ndarray:
+            return array_node(obj, "numpy.ndarray", enc, where, self)
+        name = "numpy.ndarray" if tp is np.memmap else registry.class_name_of(tp)
+        state = _subclass_state(obj, name, where)
+        if not state:
+            return array_node(np.asarray(obj), name, enc, where, self)
+        node = group_node(name)
+        node.add(SUBCLASS_DATA, array_node(np.asarray(obj), "numpy.ndarray", enc,
+                                           f"{where}.view(numpy.ndarray)", self))
+        node.add(INSTANCE_ATTRIBUTES, state_node(enc, state, where))
         return node
 
     def decode(self, stored, dec):
-        arr = read_array(stored, dec)
         cls = stored.cls
-        if cls is not None and cls is not np.ndarray and isinstance(arr, np.ndarray):
+        subclass = cls is not None and cls is not np.ndarray
+        if subclass and stored.is_group and stored.attrs.get("dtype") != "object":
+            return self._decode_with_state(stored, dec, cls)
+        arr = read_array(stored, dec)
+        if subclass and isinstance(arr, np.ndarray):
             return arr.view(cls)
         return arr
+
+    def _decode_with_state(self, stored, dec, cls):
+        arr = dec.child(stored, SUBCLASS_DATA)
+        if isinstance(arr, LazyArray):
+            arr = arr.load()
+        if type(arr) is not np.ndarray:
+            raise CorruptFileError(f"{stored.child_path(SUBCLASS_DATA)}: the data of ndarray "
+                                   f"subclass {stored.class_name!r} must be a numpy.ndarray, "
+                                   f"found {type(arr).__name__}")
+        obj = arr.view(cls)  # runs __array_finalize__; the stored state then wins
+        dec.register(stored, obj)
+        set_state(obj, dec.child(stored, INSTANCE_ATTRIBUTES), stored.path)
+        return obj
 
 
 class MaskedArrayCodec(registry.Codec):

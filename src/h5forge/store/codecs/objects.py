@@ -68,13 +68,18 @@ def object_state(obj: Any) -> tuple[Any, bool]:
     cls = type(obj)
     if getattr(cls, "__getstate__", object.__getstate__) is not object.__getstate__:
         return obj.__getstate__(), True
+    return plain_state(obj), False
+
+
+def plain_state(obj: Any) -> dict[str, Any]:
+    """``__dict__`` plus every set ``__slots__`` member of ``obj``."""
     state = dict(getattr(obj, "__dict__", None) or {})
-    for name in _slot_names(cls):
+    for name in _slot_names(type(obj)):
         try:
             state[name] = object.__getattribute__(obj, name)
         except AttributeError:
             pass  # an unset slot
-    return state, False
+    return state
 
 
 def _class_data(cls: type) -> dict[str, Any]:
@@ -182,6 +187,9 @@ class UnknownCodec(registry.Codec):
             raise CodecError(f"cannot store {where}: UnknownObject of kind 'group' needs a dict "
                              f"state, found {type(obj.state).__name__}")
         for key, value in obj.state.items():
+            if key == INSTANCE_ATTRIBUTES and type(value) is dict:  # e.g. an ndarray subclass
+                node.add(key, _state_node(enc, value, f"{where}.state[{key!r}]"))
+                continue
             node.add(key, enc.node(value, f"{where}.state[{key!r}]",
                                    inline=key not in RESERVED_ATTRIBUTES))
         return node
@@ -192,7 +200,9 @@ class UnknownCodec(registry.Codec):
                 if k in RESERVED_ATTRIBUTES and k not in ("class", "h5forge_format")}
         if not stored.is_group:
             return UnknownObject(name, _dataset_value(stored), meta, kind="dataset")
-        if INSTANCE_ATTRIBUTES in stored.children():
+        children = stored.children()
+        if INSTANCE_ATTRIBUTES in children and \
+                not set(children) - {INSTANCE_ATTRIBUTES, CLASS_ATTRIBUTES}:
             obj = UnknownObject(name, None, meta, kind="object")
             dec.register(stored, obj)
             obj.state = dec.child(stored, INSTANCE_ATTRIBUTES)
