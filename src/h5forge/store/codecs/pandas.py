@@ -251,9 +251,10 @@ def _array_node(pd, arr: Any, enc: Encoder, where: str) -> Node:
     name = _names(pd).get(type(arr))
     if name in _MASKED_KINDS:
         node = group_node(name)
-        node.add("values", array_node(np.asarray(arr._data), "numpy.ndarray", enc,
-                                      f"{where}.values", codec))
-        node.add("mask", array_node(np.asarray(arr._mask), "numpy.ndarray", enc,
+        numpy_dtype = dtype.numpy_dtype  # public API only: values with 0 under the mask
+        values = arr.to_numpy(dtype=numpy_dtype, na_value=np.zeros((), numpy_dtype)[()])
+        node.add("values", array_node(values, "numpy.ndarray", enc, f"{where}.values", codec))
+        node.add("mask", array_node(np.asarray(arr.isna(), dtype=bool), "numpy.ndarray", enc,
                                     f"{where}.mask", codec))
         return node
     if isinstance(dtype, np.dtype) and name in (DATETIME_ARRAY, TIMEDELTA_ARRAY):
