@@ -195,6 +195,14 @@ class Decoder:
         self.allow_pickle = allow_pickle
         self._memo: dict[Any, Any] = {}
         self._active: dict[Any, int] = {}
+        self._warned: set[str] = set()
+
+    def warn_once(self, key: str, message: str, stacklevel: int = 2) -> None:
+        """Warn (:class:`UnknownClassWarning`) once per load for ``key``: e.g. one warning
+        that a library is missing, not one per node that needs it."""
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, UnknownClassWarning, stacklevel=stacklevel + 1)
 
     def decode(self, h5obj, path: str) -> Any:
         """The object stored at ``h5obj`` (``path`` is its HDF5 path, for messages)."""

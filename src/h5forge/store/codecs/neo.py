@@ -18,7 +18,6 @@ attributes, and dumping those writes the same layout back.
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Any
 
 import h5py
@@ -28,7 +27,7 @@ from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
 from h5forge.store.attributes import read_attrs
 from h5forge.store.codecs.units import check_unit_text, quantities_text, quantities_units
-from h5forge.store.decoder import Stored, UnknownClassWarning, inline_value, open_child
+from h5forge.store.decoder import Stored, inline_value, open_child
 from h5forge.store.layout import RESERVED_ATTRIBUTES, Node, dataset_node, group_node
 from h5forge.store.unknown import UnknownObject
 
@@ -439,15 +438,11 @@ def _quantity_state(stored: Stored) -> UnknownObject:
 def _decode_unknown(stored: Stored, dec, why: str) -> UnknownObject:
     """A neo node as an UnknownObject (neo missing): the group's members by name, its
     ``neo.quantity`` datasets with their attributes. Dumping it writes this node back."""
-    if not getattr(dec, "_neo_warned", False):  # once per load, not once per neo object
-        dec._neo_warned = True
-        warnings.warn(
-            f"{stored.path}: class {stored.class_name!r} (and any other neo object in this "
-            f"load) needs neo and quantities, which cannot be used here ({why}); loaded as "
-            f"h5forge.UnknownObject with its arrays and attributes. Install neo "
-            f"(pip install neo) and load the file again to rebuild the neo objects",
-            UnknownClassWarning, stacklevel=6,
-        )
+    dec.warn_once("neo", f"{stored.path}: class {stored.class_name!r} (and any other neo "
+                  f"object in this load) needs neo and quantities, which cannot be used here "
+                  f"({why}); loaded as h5forge.UnknownObject with its arrays and attributes. "
+                  f"Install neo (pip install neo) and load the file again to rebuild the neo "
+                  f"objects", stacklevel=5)
     if not stored.is_group:
         return _quantity_state(stored)
     meta = {k: v for k, v in stored.attrs.items()

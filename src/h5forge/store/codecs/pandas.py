@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import warnings
-import weakref
 import zoneinfo
 from typing import Any, Callable
 
@@ -626,22 +625,15 @@ _DECODERS: dict[str, Callable[..., Any]] = {
 }
 
 
-#: Loads (decoders) already warned that pandas is missing: one warning per load, not per node.
-_warned: weakref.WeakSet = weakref.WeakSet()
-
-
 def _decode(stored: Stored, dec: Decoder) -> Any:
     try:
         pd = _pandas()
     except ImportError as exc:
-        if dec not in _warned:
-            _warned.add(dec)
-            warnings.warn(
-                f"{stored.path}: class {stored.class_name!r} needs pandas, which cannot be "
-                f"imported ({exc}); it and every other pandas node in this load are loaded as "
-                f"h5forge.UnknownObject with their arrays intact (dumping them writes the same "
-                f"layout back). Install pandas to rebuild them",
-                UnknownClassWarning, stacklevel=5)
+        dec.warn_once("pandas", f"{stored.path}: class {stored.class_name!r} needs pandas, which "
+                      f"cannot be imported ({exc}); it and every other pandas node in this load "
+                      f"are loaded as h5forge.UnknownObject with their arrays intact (dumping "
+                      f"them writes the same layout back). Install pandas to rebuild them",
+                      stacklevel=4)
         return registry.codec_for_name("h5forge.unknown").decode(stored, dec)
     return _DECODERS[stored.class_name](pd, stored, dec)
 
