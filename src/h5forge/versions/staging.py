@@ -1,0 +1,430 @@
+"""The group a ``stage_version`` block writes into: h5py's group and dataset API, kept in memory
+until the block ends.
+
+A staged group starts as a lazy copy of the previous version's tree (nothing is read until it
+is touched). A staged dataset reads unchanged chunks from the pool and keeps changed chunks in
+memory, so leaving the block with an exception leaves the file exactly as it was, and the
+commit knows exactly which chunks changed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from h5forge.errors import VersionError
+from h5forge.io.estimate import estimate_default_chunk_shape
+from h5forge.versions.chunks import (
+    FILL,
+    META,
+    DatasetMeta,
+    assemble,
+    chunk_box,
+    grid_shape,
+    read_map,
+    select,
+)
+
+__all__ = ["StagedGroup", "StagedDataset", "StagedAttrs", "DEFAULT_CHUNK_MB"]
+
+#: Default chunk target for versioned datasets: small, so a change stores little.
+DEFAULT_CHUNK_MB = 0.25
+_RESERVED_ATTRS = (META, FILL)
+
+
+class StagedAttrs(dict):
+    """A node's attributes in a stage; remembers whether they changed."""
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self.dirty = False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in _RESERVED_ATTRS:
+            raise VersionError(f"attribute name {key!r} is reserved by h5forge.versions")
+        super().__setitem__(key, value)
+        self.dirty = True
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.dirty = True
+
+    def create(self, name: str, data: Any, shape=None, dtype=None) -> None:
+        self[name] = np.asarray(data, dtype=dtype).reshape(shape) if shape is not None else \
+            np.asarray(data, dtype=dtype) if dtype is not None else data
+
+    def modify(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+def _user_attrs(node: h5py.HLObject) -> dict[str, Any]:
+    return {k: v for k, v in node.attrs.items() if k not in _RESERVED_ATTRS}
+
+
+class StagedDataset:
+    """A dataset in a stage: numpy-style reads and writes, ``resize``, ``attrs``."""
+
+    def __init__(self, stage, path: str, meta: DatasetMeta, base: h5py.Group | None,
+                 attrs: dict[str, Any]):
+        self._stage = stage
+        self.name = path
+        self.meta = meta
+        self.base = base
+        self.attrs = StagedAttrs(attrs)
+        self._slots: np.ndarray | None = None if base is not None else \
+            np.full(meta.grid, -1, dtype=np.int64)
+        self.touched: dict[tuple[int, ...], np.ndarray] = {}
+        self.reshaped = False
+
+    # -- what h5py shows ----------------------------------------------------------------------
+    shape = property(lambda self: self.meta.shape)
+    dtype = property(lambda self: self.meta.dtype)
+    chunks = property(lambda self: self.meta.chunks or None)
+    maxshape = property(lambda self: self.meta.maxshape)
+    fillvalue = property(lambda self: self.meta.fillvalue)
+    compression = property(lambda self: self.meta.compression)
+    compression_opts = property(lambda self: self.meta.compression_opts)
+    ndim = property(lambda self: len(self.meta.shape))
+    size = property(lambda self: int(np.prod(self.meta.shape)))
+
+    def __len__(self) -> int:
+        if not self.meta.shape:
+            raise TypeError("len() of a 0-d dataset")
+        return self.meta.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        data = self[()]
+        return np.asarray(data, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"<staged dataset {self.name!r}: shape {self.shape}, type {self.dtype}>"
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.touched) or self.reshaped or self.attrs.dirty or self.base is None
+
+    def slots(self) -> np.ndarray:
+        if self._slots is None:
+            self._slots = read_map(self.base, self._stage.map_cache).copy()
+        return self._slots
+
+    def _chunk(self, index: tuple[int, ...]) -> np.ndarray | None:
+        chunk = self.touched.get(index)
+        if chunk is not None:
+            return chunk
+        slot = int(self.slots()[index])
+        if slot < 0:
+            return None
+        return self._stage.pool(self.meta).read(slot)
+
+    # -- reads and writes ---------------------------------------------------------------------
+    def __getitem__(self, selection: Any) -> Any:
+        starts, stops, local = select(selection, self.meta.shape)
+        box = assemble(starts, stops, self.meta, self._chunk)
+        return box[local]
+
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        starts, stops, local = select(selection, self.meta.shape)
+        box = assemble(starts, stops, self.meta, self._chunk)
+        box[local] = value
+        self._write_box(starts, box)
+
+    def _write_box(self, starts: tuple[int, ...], box: np.ndarray) -> None:
+        meta = self.meta
+        if not meta.shape:
+            self.touched[()] = np.asarray(box, dtype=meta.dtype).reshape(())
+            return
+        if not box.size:
+            return
+        stops = tuple(a + n for a, n in zip(starts, box.shape))
+        first = [a // c for a, c in zip(starts, meta.chunks)]
+        last = [(b - 1) // c for b, c in zip(stops, meta.chunks)]
+        for index in itertools.product(*(range(f, g + 1) for f, g in zip(first, last))):
+            chunk_slices = chunk_box(index, meta.chunks)
+            lo = [max(a, b.start) for a, b in zip(starts, chunk_slices)]
+            hi = [min(a, b.stop) for a, b in zip(stops, chunk_slices)]
+            chunk = self._chunk(index)
+            chunk = np.full(meta.chunks, meta.fillvalue, dtype=meta.dtype) if chunk is None \
+                else chunk.copy() if index not in self.touched else chunk
+            dst = tuple(slice(a - b.start, z - b.start) for a, z, b in zip(lo, hi, chunk_slices))
+            src = tuple(slice(a - s, z - s) for a, z, s in zip(lo, hi, starts))
+            chunk[dst] = box[src]
+            self.touched[index] = chunk
+
+    def write_all(self, data: np.ndarray) -> None:
+        """Fill a new dataset from ``data`` chunk by chunk; all-fill chunks are not kept."""
+        meta = self.meta
+        if not meta.shape:
+            self.touched[()] = np.asarray(data, dtype=meta.dtype).reshape(())
+            return
+        for index in itertools.product(*(range(g) for g in meta.grid)):
+            box = chunk_box(index, meta.chunks)
+            part = data[tuple(slice(b.start, min(b.stop, n)) for b, n in zip(box, meta.shape))]
+            if _all_fill(part, meta.fillvalue):
+                continue
+            chunk = np.full(meta.chunks, meta.fillvalue, dtype=meta.dtype)
+            chunk[tuple(slice(0, n) for n in part.shape)] = part
+            self.touched[index] = chunk
+
+    def read_direct(self, dest: np.ndarray, source_sel: Any = (), dest_sel: Any = ()) -> None:
+        dest[dest_sel] = self[source_sel]
+
+    def resize(self, size: int | tuple[int, ...], axis: int | None = None) -> None:
+        """Change the shape (within ``maxshape``); cut-off data is gone, and growing again
+        shows the fill value there."""
+        meta = self.meta
+        if axis is not None:
+            new = list(meta.shape)
+            new[axis] = int(size)
+            shape = tuple(new)
+        else:
+            shape = (int(size),) if isinstance(size, (int, np.integer)) else tuple(
+                int(n) for n in size)
+        if len(shape) != len(meta.shape):
+            raise VersionError(f"{self.name}: resize to {shape} changes the rank of {meta.shape}")
+        for n, m in zip(shape, meta.maxshape):
+            if n < 0 or (m is not None and n > m):
+                raise VersionError(f"{self.name}: cannot resize to {shape}: maxshape is "
+                                   f"{meta.maxshape}")
+        slots = self.slots()
+        old = meta.shape
+        # chunks cut by the new boundary: clear what lies beyond it
+        for axis_i, (n_old, n_new) in enumerate(zip(old, shape)):
+            if n_new < n_old and n_new % meta.chunks[axis_i]:
+                edge = n_new // meta.chunks[axis_i]
+                ranges = [range(g) for g in grid_shape(old, meta.chunks)]
+                ranges[axis_i] = range(edge, edge + 1)
+                for index in itertools.product(*ranges):
+                    chunk = self._chunk(index)
+                    if chunk is None:
+                        continue
+                    chunk = chunk.copy()
+                    cut = [slice(None)] * len(shape)
+                    cut[axis_i] = slice(n_new - edge * meta.chunks[axis_i], None)
+                    chunk[tuple(cut)] = meta.fillvalue
+                    self.touched[index] = chunk
+        new_grid = grid_shape(shape, meta.chunks)
+        resized = np.full(new_grid, -1, dtype=np.int64)
+        common = tuple(slice(0, min(a, b)) for a, b in zip(slots.shape, new_grid))
+        resized[common] = slots[common]
+        self._slots = resized
+        self.touched = {i: c for i, c in self.touched.items()
+                        if all(a < g for a, g in zip(i, new_grid))}
+        meta.shape = shape
+        self.reshaped = True
+
+    def changed_chunks(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        return iter(self.touched.items())
+
+
+def _all_fill(part: np.ndarray, fill: Any) -> bool:
+    if part.dtype.hasobject:
+        return all(v == fill for v in part.ravel())
+    if part.dtype.names:
+        return part.tobytes() == np.full(part.shape, fill, dtype=part.dtype).tobytes()
+    return bool(np.all(part == fill))
+
+
+class StagedGroup:
+    """A group in a stage, with h5py's group API."""
+
+    def __init__(self, stage, path: str, base: h5py.Group | None, attrs: dict[str, Any]):
+        self._stage = stage
+        self.name = path or "/"
+        self.base = base
+        self.attrs = StagedAttrs(attrs)
+        self._children: dict[str, Any] | None = None if base is not None else {}
+        self.structure_changed = base is None
+
+    def __repr__(self) -> str:
+        return f"<staged group {self.name!r}>"
+
+    # -- children -----------------------------------------------------------------------------
+    def _members(self) -> dict[str, Any]:
+        if self._children is None:
+            self._children = {name: None for name in self.base}  # loaded on access
+        return self._children
+
+    def _child(self, name: str) -> Any:
+        members = self._members()
+        child = members.get(name)
+        if child is None and name in members:
+            child = self._stage.wrap(self.base[name], self._join(name))
+            members[name] = child
+        return child
+
+    def _join(self, name: str) -> str:
+        return f"{self.name.rstrip('/')}/{name}"
+
+    def _walk(self, path: str, create: bool = False) -> tuple[StagedGroup, str]:
+        parts = [p for p in str(path).split("/") if p]
+        if not parts:
+            raise VersionError(f"{self.name}: an empty path names no member")
+        group = self
+        for part in parts[:-1]:
+            child = group._child(part)
+            if child is None:
+                if not create:
+                    raise KeyError(f"{group._join(part)}: no such group in this stage")
+                child = group.create_group(part)
+            if not isinstance(child, StagedGroup):
+                raise VersionError(f"{group._join(part)} is a dataset, not a group")
+            group = child
+        return group, parts[-1]
+
+    def __getitem__(self, path: str) -> Any:
+        group, name = self._walk(path)
+        child = group._child(name)
+        if child is None:
+            raise KeyError(f"{group._join(name)}: no such member in this stage")
+        return child
+
+    def get(self, path: str, default: Any = None) -> Any:
+        try:
+            return self[path]
+        except KeyError:
+            return default
+
+    def __contains__(self, path: object) -> bool:
+        try:
+            self[str(path)]
+        except (KeyError, VersionError):
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._members()))
+
+    def __len__(self) -> int:
+        return len(self._members())
+
+    def keys(self):
+        return list(self._members())
+
+    def values(self):
+        return [self[name] for name in self._members()]
+
+    def items(self):
+        return [(name, self[name]) for name in self._members()]
+
+    def _add(self, name: str, child: Any) -> Any:
+        if name in self._members():
+            raise VersionError(f"{self._join(name)} already exists in this stage; delete it "
+                               f"first (del g[{name!r}])")
+        self._members()[name] = child
+        self.structure_changed = True
+        return child
+
+    def create_group(self, path: str, track_order: bool | None = None) -> StagedGroup:
+        group, name = self._walk(path, create=True)
+        return group._add(name, StagedGroup(self._stage, group._join(name), None, {}))
+
+    def require_group(self, path: str) -> StagedGroup:
+        existing = self.get(path)
+        if isinstance(existing, StagedGroup):
+            return existing
+        if existing is not None:
+            raise VersionError(f"{path} is a dataset, not a group")
+        return self.create_group(path)
+
+    def create_dataset(self, path: str, shape: Any = None, dtype: Any = None, data: Any = None,
+                       chunks: Any = None, maxshape: Any = None, fillvalue: Any = None,
+                       compression: Any = None, compression_opts: Any = None,
+                       **unsupported: Any) -> StagedDataset:
+        """h5py's ``create_dataset``: shape/dtype or data, chunks (default: about 256 KB),
+        maxshape, fillvalue and compression. Created without data, a dataset stores only the
+        chunks written later (sparse)."""
+        unsupported = {k: v for k, v in unsupported.items() if v is not None and v is not False}
+        if unsupported:
+            raise VersionError(f"{path}: create_dataset option(s) {sorted(unsupported)} are not "
+                               f"supported in a versioned file")
+        group, name = self._walk(path, create=True)
+        where = group._join(name)
+        if data is not None:
+            if isinstance(data, StagedDataset):
+                data = data[()]
+            data = _as_array(data, dtype)
+            if shape is not None and tuple(np.atleast_1d(shape)) != data.shape and \
+                    tuple(shape) != data.shape:
+                raise VersionError(f"{where}: shape {shape} does not match the data's "
+                                   f"{data.shape}")
+            shape, dtype = data.shape, data.dtype
+        if shape is None:
+            raise VersionError(f"{where}: give shape= or data=")
+        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(
+            int(n) for n in shape)
+        dtype = np.dtype(dtype if dtype is not None else "f4")
+        maxshape = shape if maxshape is None else tuple(maxshape)
+        if len(maxshape) != len(shape) or any(m is not None and m < n
+                                              for m, n in zip(maxshape, shape)):
+            raise VersionError(f"{where}: maxshape {maxshape} does not fit shape {shape}")
+        chunks = _chunks(chunks, shape, maxshape, dtype, where)
+        if fillvalue is None:
+            fillvalue = "" if h5py.check_string_dtype(dtype) is not None else \
+                np.zeros((), dtype=dtype)[()]
+        meta = DatasetMeta(dtype, shape, chunks, maxshape, fillvalue, compression,
+                           compression_opts)
+        dataset = StagedDataset(self._stage, where, meta, None, {})
+        if data is not None:
+            dataset.write_all(data)
+        return group._add(name, dataset)
+
+    def require_dataset(self, path: str, shape: Any, dtype: Any, **kwargs: Any) -> StagedDataset:
+        existing = self.get(path)
+        if isinstance(existing, StagedDataset):
+            return existing
+        return self.create_dataset(path, shape=shape, dtype=dtype, **kwargs)
+
+    def __setitem__(self, path: str, value: Any) -> None:
+        self.create_dataset(path, data=value)
+
+    def __delitem__(self, path: str) -> None:
+        group, name = self._walk(path)
+        if name not in group._members():
+            raise KeyError(f"{group._join(name)}: no such member in this stage")
+        del group._members()[name]
+        group.structure_changed = True
+
+    def move(self, source: str, dest: str) -> None:
+        obj = self[source]
+        del self[source]
+        group, name = self._walk(dest, create=True)
+        group._add(name, obj)
+
+    @property
+    def dirty(self) -> bool:
+        """Whether this subtree differs from the base (loaded children that changed count)."""
+        if self.structure_changed or self.attrs.dirty:
+            return True
+        if self._children is None:
+            return False
+        return any(child is not None and child.dirty for child in self._children.values())
+
+
+def _as_array(data: Any, dtype: Any) -> np.ndarray:
+    """``data`` as an array; text becomes variable-length UTF-8 strings, as h5py stores it."""
+    if dtype is not None and h5py.check_string_dtype(np.dtype(dtype)) is not None:
+        return np.asarray(data, dtype=np.dtype(dtype))
+    arr = np.asarray(data, dtype=dtype)
+    if arr.dtype.kind == "U" or (arr.dtype.kind == "O" and all(
+            isinstance(v, str) for v in arr.ravel())):
+        return arr.astype(h5py.string_dtype())
+    return arr
+
+
+def _chunks(chunks: Any, shape: tuple[int, ...], maxshape: tuple, dtype: np.dtype,
+            where: str) -> tuple[int, ...]:
+    if not shape:
+        return ()
+    if chunks is None or chunks is True:
+        basis = tuple(max(n, 1) if m is not None or n else 1024 for n, m in zip(shape, maxshape))
+        return estimate_default_chunk_shape(basis, dtype, chunk_mb=DEFAULT_CHUNK_MB)
+    if chunks is False:
+        raise VersionError(f"{where}: versioned datasets are always chunked")
+    chunks = tuple(int(c) for c in chunks)
+    if len(chunks) != len(shape) or any(c <= 0 for c in chunks):
+        raise VersionError(f"{where}: chunks {chunks} do not fit shape {shape}")
+    return chunks
