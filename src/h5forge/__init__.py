@@ -24,6 +24,7 @@ from h5forge.store import (
     register_codec,
 )
 from h5forge.store.configure import get_default_configuration
+from h5forge.versions import VersionedFile
 
 try:
     __version__ = version("h5forge")
@@ -36,6 +37,7 @@ __all__ = [
     "load",
     "get_default_configuration",
     "io",
+    "VersionedFile",
     "register_codec",
     "register_class",
     "alias",

@@ -14,7 +14,8 @@ import h5py
 
 from h5forge.errors import H5ForgeError, NodeNotFoundError, TargetError
 
-__all__ = ["open_group", "open_file", "ensure_open", "is_path", "split_path", "describe", "join"]
+__all__ = ["open_group", "open_file", "ensure_open", "is_path", "split_path", "describe", "join",
+           "memory_file"]
 
 PathLike = str | os.PathLike
 
@@ -29,6 +30,10 @@ def open_group(target: PathLike | h5py.Group, mode: str = "r") -> Iterator[h5py.
     or an open ``h5py.File``/``h5py.Group`` (yielded as is and left open)."""
     if isinstance(target, h5py.Group):
         yield ensure_open(target)
+        return
+    if hasattr(target, "__h5forge_h5py__"):  # e.g. a version of a VersionedFile
+        with target.__h5forge_h5py__() as group:
+            yield group
         return
     if not is_path(target):
         raise TargetError(f"expected a file path or an open h5py.File/Group, got "
@@ -72,3 +77,10 @@ def describe(group: h5py.Group, rel: str = "") -> str:
     """``file.h5:/a/b`` -- the file and absolute HDF5 path, for messages."""
     name = group.name if not rel else f"{group.name.rstrip('/')}/{rel}"
     return f"{os.path.basename(group.file.filename)}:{name}"
+
+
+def memory_file() -> h5py.File:
+    """A new HDF5 file that lives in memory only (for staging and views)."""
+    import uuid
+
+    return h5py.File(f"h5forge-{uuid.uuid4().hex}.h5", "w", driver="core", backing_store=False)

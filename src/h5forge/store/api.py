@@ -45,7 +45,8 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
          overwrite: bool = False, configuration: Any = None, allow_pickle: bool = False) -> None:
     """Store ``obj`` (any supported object tree) at ``path`` in ``target``.
 
-    ``target`` is a file path (created if missing) or an open ``h5py.File``/``h5py.Group``;
+    ``target`` is a file path (created if missing), an open ``h5py.File``/``h5py.Group``, or a
+    group of a ``VersionedFile`` stage;
     ``path`` is relative to it ('/' means the target itself). Other data in the target is never
     touched. An existing node at ``path`` raises :class:`NodeExistsError` unless
     ``overwrite=True``; then the new content is written aside and swapped in only when
@@ -63,6 +64,11 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     parts = _h5.split_path(path)
     if isinstance(target, h5py.Group):
         _dump_into(_h5.ensure_open(target), parts, root, overwrite, options)
+        return
+    if hasattr(target, "__h5forge_import__"):  # e.g. a stage of a VersionedFile
+        with _h5.memory_file() as scratch:
+            _dump_into(scratch, parts, root, False, options)
+            target.__h5forge_import__(scratch, "/".join(parts), overwrite)
         return
     if not _h5.is_path(target):
         raise _h5.TargetError(f"dump target must be a file path or an open h5py.File/Group, "

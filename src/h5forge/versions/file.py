@@ -163,6 +163,19 @@ class VersionGroup:
     def items(self):
         return [(k, self[k]) for k in self._node]
 
+    @contextlib.contextmanager
+    def __h5forge_h5py__(self) -> Iterator[h5py.Group]:
+        """This group as a read-only h5py group (what ``h5forge.load`` reads): the plain root
+        mirror for the current version, else an in-memory copy."""
+        vf = self._vf
+        if self.name != "/" and self.version == vf.current_version and \
+                vf._head_is(self.version):
+            yield vf._file[self.name]  # (the root itself also holds /_h5forge_versions)
+            return
+        with _h5.memory_file() as scratch:
+            vf._materialize(self._node, scratch)
+            yield scratch
+
     def __setitem__(self, key: str, value: Any) -> None:
         raise VersionError(f"{self.name}: committed versions are read-only")
 
@@ -485,8 +498,10 @@ class VersionedFile:
         return obj if isinstance(obj, h5py.Dataset) else None
 
     def _sync_head(self, staged: StagedGroup, target: h5py.Group, path: str,
-                   changed: list[str]) -> None:
-        """Bring the root mirror up to date with a commit on top of it: only what changed."""
+                   changed: list[str], memo: dict | None = None) -> None:
+        """Bring the root mirror up to date with a commit on top of it: only what changed
+        (a staged object reached twice becomes a hard link, as in the version)."""
+        memo = {} if memo is None else memo
         if not staged.dirty:
             return
         if staged.attrs.dirty or staged.structure_changed:
@@ -502,15 +517,21 @@ class VersionedFile:
         for key, child in members.items():
             if child is None or not child.dirty:
                 continue
+            if id(child) in memo:
+                if key in target:
+                    del target[key]
+                target[key] = memo[id(child)]
+                continue
             if isinstance(child, StagedGroup):
                 if key in target and not isinstance(target[key], h5py.Group):
                     del target[key]
-                sub = target.require_group(key)
-                self._sync_head(child, sub, f"{path}/{key}", changed)
+                sub = memo[id(child)] = target.require_group(key)
+                self._sync_head(child, sub, f"{path}/{key}", changed, memo)
             else:
-                self._sync_head_dataset(child, target, key)
+                memo[id(child)] = self._sync_head_dataset(child, target, key)
 
-    def _sync_head_dataset(self, staged: StagedDataset, target: h5py.Group, key: str) -> None:
+    def _sync_head_dataset(self, staged: StagedDataset, target: h5py.Group,
+                           key: str) -> h5py.Dataset:
         meta = staged.meta
         dset = target.get(key)
         fresh = not (isinstance(dset, h5py.Dataset) and staged.base is not None and
@@ -542,6 +563,7 @@ class VersionedFile:
                 del dset.attrs[attr]
         for attr, value in staged.attrs.items():
             dset.attrs[attr] = value
+        return dset
 
     def _rebuild_head(self, name: str) -> None:
         """Replace the root mirror by a plain copy of version ``name``."""
@@ -555,12 +577,18 @@ class VersionedFile:
             self._materialize(self._version_group(name)["root"], root, skip=DATA_GROUP)
         self._data.attrs["head_version"] = name
 
-    def _materialize(self, node: h5py.Group, out: h5py.Group, skip: str | None = None) -> None:
-        """Write the version tree under ``node`` into ``out`` as plain groups and datasets."""
+    def _materialize(self, node: h5py.Group, out: h5py.Group, skip: str | None = None,
+                     memo: dict | None = None) -> None:
+        """Write the version tree under ``node`` into ``out`` as plain groups and datasets
+        (a node reached twice becomes a hard link, as in the version)."""
+        memo = {} if memo is None else memo
         for key, value in _user_attrs(node).items():
             out.attrs[key] = value
         for key in node:
             child = node[key]
+            if child.id in memo:
+                out[key] = memo[child.id]
+                continue
             if META in child.attrs:
                 meta = DatasetMeta.from_node(child)
                 dset = _create_head(out, key, meta)
@@ -572,8 +600,10 @@ class VersionedFile:
                     _write_chunk(dset, meta, tuple(index), reader(tuple(index)))
                 for attr, value in _user_attrs(child).items():
                     dset.attrs[attr] = value
+                memo[child.id] = dset
             else:
-                self._materialize(child, out.create_group(key))
+                memo[child.id] = sub = out.create_group(key)
+                self._materialize(child, sub, memo=memo)
 
     def export(self, version: str, out: _h5.PathLike | h5py.Group) -> None:
         """Write version ``version`` as a plain HDF5 file (or into an empty group)."""

@@ -75,12 +75,16 @@ class JournalFile:
 
     def __init__(self, path: str, *, create: bool = False, durable: bool = False):
         self.path = path
+        self.name = path  # what h5py reports as the file name
         self.durable = durable
         flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
         self._fd = os.open(path, flags, 0o666)
         self._pos = 0
         self._journal: int | None = None
         self._begin()
+
+    def __repr__(self) -> str:  # h5py shows it as the file name
+        return self.path
 
     # -- transactions ----------------------------------------------------------------------
     def _begin(self) -> None:

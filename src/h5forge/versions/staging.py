@@ -394,6 +394,55 @@ class StagedGroup:
         group, name = self._walk(dest, create=True)
         group._add(name, obj)
 
+    def __h5forge_import__(self, source: h5py.Group, path: str, overwrite: bool) -> None:
+        """Copy ``source[path]`` (or all of ``source`` for '') into this stage at ``path``:
+        what ``h5forge.dump(obj, stage_group, path)`` calls. Hard links stay shared."""
+        from h5forge.errors import NodeExistsError
+
+        memo: dict[Any, Any] = {}
+        if not path:
+            if (len(self) or self.attrs) and not overwrite:
+                raise NodeExistsError(f"{self.name} already holds data; pass overwrite=True "
+                                      f"or give a path inside it")
+            for name in list(self):
+                del self[name]
+            self.attrs.clear()
+            self.attrs.dirty = True
+            for key, value in source.attrs.items():
+                self.attrs[key] = value
+            for name in source:
+                self._import(name, source[name], memo)
+            return
+        group, name = self._walk(path, create=True)
+        if name in group._members():
+            if not overwrite:
+                raise NodeExistsError(f"{group._join(name)} already exists; pass "
+                                      f"overwrite=True to replace it")
+            del group[name]
+        group._import(name, source[path], memo)
+
+    def _import(self, name: str, obj: h5py.HLObject, memo: dict[Any, Any]) -> None:
+        key = obj.id
+        if key in memo:
+            self._add(name, memo[key])
+            return
+        if isinstance(obj, h5py.Group):
+            child = self.create_group(name)
+            memo[key] = child
+            for attr, value in obj.attrs.items():
+                child.attrs[attr] = value
+            for sub in obj:
+                child._import(sub, obj[sub], memo)
+        else:
+            if obj.shape is None:
+                raise VersionError(f"{self._join(name)}: a dataset without a shape "
+                                   f"(h5py.Empty) cannot be versioned")
+            child = self.create_dataset(name, data=obj[()], dtype=obj.dtype,
+                                        chunks=obj.chunks)
+            memo[key] = child
+            for attr, value in obj.attrs.items():
+                child.attrs[attr] = value
+
     @property
     def dirty(self) -> bool:
         """Whether this subtree differs from the base (loaded children that changed count)."""
