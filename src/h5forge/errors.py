@@ -23,6 +23,7 @@ __all__ = [
     "FlowConfigError",
     "FollowTimeout",
     "ShapeMismatchError",
+    "UnknownVersionError",
 ]
 
 
@@ -87,3 +88,10 @@ class FollowTimeout(H5ForgeError, TimeoutError):
 
 class ShapeMismatchError(H5ForgeError, ValueError):
     """Data does not have the shape or dtype it was declared (or planned) to have."""
+
+
+class UnknownVersionError(VersionError, KeyError):
+    """A versioned file has no version of that name (or at that time)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from h5forge import _h5
-from h5forge.errors import CorruptFileError, TargetError, VersionError
+from h5forge.errors import CorruptFileError, TargetError, UnknownVersionError, VersionError
 from h5forge.versions.chunks import (
     META,
     DatasetMeta,
@@ -304,7 +304,8 @@ class VersionedFile:
     def _version_group(self, name: str) -> h5py.Group:
         versions = self._data["versions"]
         if not isinstance(name, str) or name not in versions:
-            raise KeyError(f"{name!r} is not a version of {self._file.filename}; versions: "
+            raise UnknownVersionError(f"{name!r} is not a version of {self._file.filename}; "
+                                      f"versions: "
                            f"{', '.join(self.versions[-5:]) or '(none)'}")
         return versions[name]
 
@@ -336,7 +337,8 @@ class VersionedFile:
                 if exact:
                     break
         if best is None:
-            raise KeyError(f"no version {'at' if exact else 'at or before'} {when}")
+            raise UnknownVersionError(f"{self._file.filename} has no version "
+                                      f"{'at' if exact else 'at or before'} {when}")
         return best[1]
 
     def __getitem__(self, key: Any) -> VersionGroup:

@@ -1,0 +1,89 @@
+"""``h5forge versions {log,diff,export}``: the history of a versioned file, what changed
+between two versions, and any version as a plain HDF5 file."""
+
+from __future__ import annotations
+
+import argparse
+
+from h5forge.versions import VersionedFile
+
+__all__ = ["add_parser", "run_log", "run_diff", "run_export", "format_regions"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``versions`` and its three subcommands."""
+    parser = subparsers.add_parser(
+        "versions", help="history, differences and exports of a versioned file",
+        description="Read a file written with h5forge.VersionedFile.")
+    sub = parser.add_subparsers(title="commands", dest="versions_command", metavar="COMMAND")
+    sub.required = True
+    log = sub.add_parser("log", help="one line per version: name, timestamp, prev, changes",
+                         description="List the versions of FILE, oldest first; the current "
+                                     "one is marked with '*'.")
+    log.add_argument("file", metavar="FILE")
+    log.set_defaults(func=run_log)
+    diff = sub.add_parser("diff", help="what changed between two versions",
+                          description="Datasets and groups added, removed and changed from V1 "
+                                      "to V2, with the changed chunk regions.")
+    diff.add_argument("file", metavar="FILE")
+    diff.add_argument("v1", metavar="V1")
+    diff.add_argument("v2", metavar="V2")
+    diff.set_defaults(func=run_diff)
+    export = sub.add_parser("export", help="write one version as a plain HDF5 file",
+                            description="Write VERSION of FILE to OUT as a plain HDF5 file that "
+                                        "any HDF5 tool reads.")
+    export.add_argument("file", metavar="FILE")
+    export.add_argument("version", metavar="VERSION")
+    export.add_argument("out", metavar="OUT.h5")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.set_defaults(func=run_export)
+
+
+def run_log(args: argparse.Namespace) -> int:
+    with VersionedFile(args.file, "r") as vf:
+        rows = [("", "name", "timestamp (UTC)", "prev", "datasets changed")]
+        current = vf.current_version
+        for name in vf.versions:
+            info = vf.version_info(name)
+            changed = info["changed"]
+            text = ", ".join(changed[:4]) + (f" (+{len(changed) - 4})" if len(changed) > 4
+                                             else "")
+            rows.append(("*" if name == current else "", name,
+                         info["timestamp"].strftime("%Y-%m-%d %H:%M:%S"),
+                         info["prev_version"], text or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4])
+    return 0
+
+
+def format_regions(regions: list[tuple[slice, ...]], limit: int = 6) -> str:
+    """``[0:10, 0:100], [10:20, 0:100] (+3 more)``."""
+    texts = ["[" + ", ".join(f"{s.start}:{s.stop}" for s in region) + "]" if region else "[()]"
+             for region in regions[:limit]]
+    more = f" (+{len(regions) - limit} more)" if len(regions) > limit else ""
+    return ", ".join(texts) + more if texts else "attributes only"
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    with VersionedFile(args.file, "r") as vf:
+        diff = vf.diff(args.v1, args.v2)
+    lines = [f"+ {p}" for p in diff["added"]] + [f"- {p}" for p in diff["removed"]]
+    lines += [f"+ {p}/ (group)" for p in diff["groups_added"]]
+    lines += [f"- {p}/ (group)" for p in diff["groups_removed"]]
+    lines += [f"~ {p}: {format_regions(regions)}" for p, regions in diff["changed"].items()]
+    print("\n".join(lines) if lines else f"no differences between {args.v1} and {args.v2}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import os
+
+    from h5forge.errors import NodeExistsError
+
+    if os.path.exists(args.out) and not args.overwrite:
+        raise NodeExistsError(f"{args.out} exists; pass --overwrite to replace it")
+    with VersionedFile(args.file, "r") as vf:
+        vf.export(args.version, args.out)
+    print(f"wrote version {args.version} of {args.file} to {args.out}")
+    return 0
