@@ -29,9 +29,12 @@ def format_bytes(nbytes: float, *, binary: bool = True) -> str:
 
 def dtype_to_text(dtype: np.dtype) -> Any:
     """A YAML-friendly spelling of ``dtype``: ``'<f8'``, ``'vlen-str'``, ``'vlen-bytes'``,
-    ``'object'``, or for a compound type a list of ``[name, type]`` (``[name, type, shape]`` for
-    a sub-array field)."""
+    ``'object'``, an HDF5 enum as ``{enum: {name: value}, base: '<i1'}``, or for a compound type
+    a list of ``[name, type]`` (``[name, type, shape]`` for a sub-array field)."""
     dtype = np.dtype(dtype)
+    enum = h5py.check_enum_dtype(dtype)
+    if enum is not None:
+        return {"enum": {str(k): int(v) for k, v in enum.items()}, "base": dtype.str}
     string = h5py.check_string_dtype(dtype)
     if string is not None and dtype.kind == "O":
         return "vlen-str" if string.encoding == "utf-8" else "vlen-bytes"
@@ -58,6 +61,12 @@ def dtype_from_text(text: Any) -> np.dtype:
         return h5py.string_dtype("ascii")
     if text == "object":
         return np.dtype(object)
+    if isinstance(text, dict):
+        if set(text) != {"enum", "base"} or not isinstance(text["enum"], dict):
+            raise ValueError(f"an enum dtype is {{enum: {{name: value}}, base: type}}, got "
+                             f"{text!r}")
+        return h5py.enum_dtype({str(k): int(v) for k, v in text["enum"].items()},
+                               basetype=np.dtype(text["base"]))
     if isinstance(text, list):
         fields = []
         for field in text:

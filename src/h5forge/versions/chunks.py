@@ -42,7 +42,7 @@ class DatasetMeta:
         self.shape = tuple(int(n) for n in shape)
         self.chunks = tuple(int(c) for c in chunks)
         self.maxshape = tuple(None if m is None else int(m) for m in maxshape)
-        self.fillvalue = fillvalue
+        self.fillvalue = normalize_item(fillvalue, self.dtype)
         self.compression = compression
         self.compression_opts = compression_opts
         self.pool = pool
@@ -78,6 +78,20 @@ class DatasetMeta:
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptFileError(f"{node.file.filename}:{node.name}: not a versioned dataset "
                                    f"node ({exc})") from None
+
+
+def normalize_item(value: Any, dtype: np.dtype) -> Any:
+    """Text items of variable-length string datasets as bytes, as h5py reads them back."""
+    if dtype.kind == "O" and isinstance(value, str):
+        return value.encode("utf-8")
+    return value
+
+
+def is_fill(chunk: np.ndarray, fill: Any) -> bool:
+    """Whether every element of ``chunk`` equals the fill value."""
+    if chunk.dtype.hasobject:
+        return all(normalize_item(v, chunk.dtype) == fill for v in chunk.ravel())
+    return chunk.tobytes() == np.full(chunk.shape, fill, dtype=chunk.dtype).tobytes()
 
 
 def grid_shape(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ from h5forge.versions.chunks import (
     DatasetMeta,
     assemble,
     chunk_box,
+    is_fill,
     pool_chunk_reader,
     read_map,
     select,
@@ -66,10 +67,9 @@ class _Stage:
 class VersionDataset:
     """A read-only dataset of a committed version (numpy-style reads)."""
 
-    def __init__(self, vf: VersionedFile, node: h5py.Group, path: str, head: h5py.Dataset | None):
-        self._vf, self._node, self.name = vf, node, path
+    def __init__(self, vf: VersionedFile, node: h5py.Group, path: str, version: str):
+        self._vf, self._node, self.name, self.version = vf, node, path, version
         self.meta = DatasetMeta.from_node(node)
-        self._head = head
         self.attrs = _ReadOnlyAttrs(_user_attrs(node), path)
 
     shape = property(lambda self: self.meta.shape)
@@ -89,10 +89,12 @@ class VersionDataset:
         return f"<versioned dataset {self.name!r}: shape {self.shape}, type {self.dtype}>"
 
     def __getitem__(self, selection: Any) -> Any:
-        if self._head is not None:  # the current version: a plain dataset read
-            return self._head[selection]
-        slots = read_map(self._node, self._vf._map_cache)
         starts, stops, local = select(selection, self.meta.shape)
+        head = self._vf._head_dataset(self.version, self.name)
+        if head is not None:  # the current version: a plain dataset read
+            box = tuple(slice(a, b) for a, b in zip(starts, stops))
+            return head[box][local] if box else head[()]
+        slots = read_map(self._node, self._vf._map_cache)
         pool = self._vf._pool(self.meta, create=False)
         return assemble(starts, stops, self.meta, pool_chunk_reader(slots, pool))[local]
 
@@ -137,8 +139,7 @@ class VersionGroup:
             node = node[part]
         full = "/".join([p for p in self.name.split("/") if p] + parts)
         if META in node.attrs:
-            return VersionDataset(self._vf, node, "/" + full, self._vf._head_dataset(
-                self.version, full))
+            return VersionDataset(self._vf, node, "/" + full, self.version)
         return VersionGroup(self._vf, node, "/" + full, self.version)
 
     def __contains__(self, path: object) -> bool:
@@ -172,9 +173,9 @@ class VersionGroup:
                 vf._head_is(self.version):
             yield vf._file[self.name]  # (the root itself also holds /_h5forge_versions)
             return
-        with _h5.memory_file() as scratch:
-            vf._materialize(self._node, scratch)
-            yield scratch
+        scratch = _h5.memory_file()  # not closed here: lazy arrays may still read from it
+        vf._materialize(self._node, scratch)
+        yield scratch
 
     def __setitem__(self, key: str, value: Any) -> None:
         raise VersionError(f"{self.name}: committed versions are read-only")
@@ -231,6 +232,12 @@ class VersionedFile:
             if not self._writable:
                 raise VersionError(f"{self._file.filename} has no versions (open it with "
                                    f"mode 'a' to start)")
+            if len(self._file) or len(self._file.attrs):
+                message = (f"{self._file.filename} already holds plain HDF5 data; versioning "
+                           f"it would replace it with the first version. Start a new file "
+                           f"and copy the data in a first stage")
+                self.close()
+                raise VersionError(message)
             data = self._file.create_group(DATA_GROUP)
             data.attrs["format"] = FORMAT
             data.attrs["current_version"] = FIRST_VERSION
@@ -266,9 +273,17 @@ class VersionedFile:
         if self._journal is not None:
             self._journal.commit()
 
-    def _rollback(self) -> None:
-        """Undo a failed commit: close HDF5, restore the journaled bytes, reopen."""
+    def _rollback(self, name: str, current: str) -> None:
+        """Undo a failed commit: close HDF5, restore the journaled bytes, reopen. Without a
+        journal (an h5py.File was given), remove what the commit wrote, as far as possible."""
         if self._journal is None:
+            versions = self._data["versions"]
+            if name in versions:
+                del versions[name]
+            self._data.attrs["current_version"] = current
+            self._rebuild_head(current)  # the mirror may be half updated
+            self._map_cache.clear()
+            self._pools.clear()
             return
         self._file.close()
         self._journal.rollback()
@@ -397,10 +412,11 @@ class VersionedFile:
             yield root
             if stamp is None:
                 stamp = dt.datetime.now(dt.timezone.utc)
+            current = self.current_version
             try:
                 self._commit(name, prev, root, stamp, make_current)
             except BaseException:
-                self._rollback()
+                self._rollback(name, current)
                 raise
         finally:
             self._staging = False
@@ -465,7 +481,7 @@ class VersionedFile:
         meta.pool = pool_key(meta.dtype, meta.chunks, meta.compression, meta.compression_opts)
         slots = staged.slots().copy()
         for index, chunk in staged.changed_chunks():
-            slots[index] = -1 if _is_fill(chunk, meta.fillvalue) else pool.store(chunk)
+            slots[index] = -1 if is_fill(chunk, meta.fillvalue) else pool.store(chunk)
         base_slots = read_map(staged.base, self._map_cache) if staged.base is not None else None
         node = write_node(parent, name, meta, slots, staged.base, base_slots, dict(staged.attrs))
         self._map_cache[node.id] = slots
@@ -516,8 +532,16 @@ class VersionedFile:
         for key in list(target):
             if key not in members and not (target.name == "/" and key == DATA_GROUP):
                 del target[key]
+        base = staged.base
         for key, child in members.items():
-            if child is None or not child.dirty:
+            if child is None:
+                continue
+            if not child.dirty:
+                moved = base is None or key not in base or base[key].id != child.base.id
+                if moved:  # an unchanged object under a new name: copy it from its version
+                    if key in target:
+                        del target[key]
+                    memo[id(child)] = self._materialize_node(child.base, target, key, {})
                 continue
             if id(child) in memo:
                 if key in target:
@@ -537,28 +561,17 @@ class VersionedFile:
         meta = staged.meta
         dset = target.get(key)
         fresh = not (isinstance(dset, h5py.Dataset) and staged.base is not None and
-                     dset.dtype == meta.dtype and dset.chunks == (meta.chunks or None) and
-                     dset.ndim == len(meta.shape))
+                     not staged.reshaped and dset.dtype == meta.dtype and
+                     dset.chunks == (meta.chunks or None) and dset.ndim == len(meta.shape))
         if fresh:
             if key in target:
                 del target[key]
             dset = _create_head(target, key, meta)
-            slots = staged.slots()
-            chunk_of = staged._chunk
-            indexes = (np.argwhere(slots >= 0).tolist() if slots.ndim else
-                       ([[]] if slots[()] >= 0 else []))
-            indexes = {tuple(i) for i in indexes} | set(staged.touched)
+            indexes = set(_stored_or_all(staged.slots(), meta)) | set(staged.touched)
         else:
-            if dset.shape != meta.shape:
-                dset.resize(meta.shape)
-                for index in _edge_chunks(meta):
-                    if index not in staged.touched:
-                        chunk = staged._chunk(index)
-                        staged.touched[index] = chunk if chunk is not None else np.full(
-                            meta.chunks, meta.fillvalue, dtype=meta.dtype)
-            chunk_of = staged._chunk
             indexes = set(staged.touched)
-        for index in indexes:
+        chunk_of = staged._chunk
+        for index in sorted(indexes):  # file order: chunks laid out as a plain write would
             _write_chunk(dset, meta, index, chunk_of(index))
         for attr in list(dset.attrs):
             if attr not in staged.attrs:
@@ -579,6 +592,27 @@ class VersionedFile:
             self._materialize(self._version_group(name)["root"], root, skip=DATA_GROUP)
         self._data.attrs["head_version"] = name
 
+    def _materialize_node(self, node: h5py.Group, out: h5py.Group, key: str,
+                          memo: dict) -> h5py.HLObject:
+        """Write one version node (dataset or group subtree) as ``out[key]``."""
+        if node.id in memo:
+            out[key] = memo[node.id]
+            return memo[node.id]
+        if META not in node.attrs:
+            memo[node.id] = sub = out.create_group(key)
+            self._materialize(node, sub, memo=memo)
+            return sub
+        meta = DatasetMeta.from_node(node)
+        dset = _create_head(out, key, meta)
+        slots = read_map(node, self._map_cache)
+        reader = pool_chunk_reader(slots, self._pool(meta, create=False))
+        for index in _stored_or_all(slots, meta):
+            _write_chunk(dset, meta, index, reader(index))
+        for attr, value in _user_attrs(node).items():
+            dset.attrs[attr] = value
+        memo[node.id] = dset
+        return dset
+
     def _materialize(self, node: h5py.Group, out: h5py.Group, skip: str | None = None,
                      memo: dict | None = None) -> None:
         """Write the version tree under ``node`` into ``out`` as plain groups and datasets
@@ -587,25 +621,7 @@ class VersionedFile:
         for key, value in _user_attrs(node).items():
             out.attrs[key] = value
         for key in node:
-            child = node[key]
-            if child.id in memo:
-                out[key] = memo[child.id]
-                continue
-            if META in child.attrs:
-                meta = DatasetMeta.from_node(child)
-                dset = _create_head(out, key, meta)
-                slots = read_map(child, self._map_cache)
-                pool = self._pool(meta, create=False)
-                reader = pool_chunk_reader(slots, pool)
-                for index in (np.argwhere(slots >= 0).tolist() if slots.ndim else
-                              ([[]] if slots[()] >= 0 else [])):
-                    _write_chunk(dset, meta, tuple(index), reader(tuple(index)))
-                for attr, value in _user_attrs(child).items():
-                    dset.attrs[attr] = value
-                memo[child.id] = dset
-            else:
-                memo[child.id] = sub = out.create_group(key)
-                self._materialize(child, sub, memo=memo)
+            self._materialize_node(node[key], out, key, memo)
 
     def export(self, version: str, out: _h5.PathLike | h5py.Group) -> None:
         """Write version ``version`` as a plain HDF5 file (or into an empty group)."""
@@ -730,14 +746,8 @@ def _check_name(name: Any) -> None:
                            f"that does not start with '__'")
 
 
-def _is_fill(chunk: np.ndarray, fill: Any) -> bool:
-    if chunk.dtype.hasobject:
-        return all(v == fill for v in chunk.ravel())
-    return chunk.tobytes() == np.full(chunk.shape, fill, dtype=chunk.dtype).tobytes()
-
-
 def _create_head(group: h5py.Group, key: str, meta: DatasetMeta) -> h5py.Dataset:
-    kwargs: dict[str, Any] = {"fillvalue": meta.fillvalue}
+    kwargs: dict[str, Any] = {} if meta.dtype.hasobject else {"fillvalue": meta.fillvalue}
     if meta.shape:
         kwargs.update(chunks=meta.chunks, maxshape=(None,) * len(meta.shape))
         if meta.compression is not None:
@@ -758,16 +768,11 @@ def _write_chunk(dset: h5py.Dataset, meta: DatasetMeta, index: tuple[int, ...],
     dset[box] = meta.fillvalue if chunk is None else chunk[part]
 
 
-def _edge_chunks(meta: DatasetMeta) -> list[tuple[int, ...]]:
-    """Chunks on the far edge of each axis (they may hold fill after a resize)."""
-    import itertools
-
-    grid = meta.grid
-    out = set()
-    for axis, g in enumerate(grid):
-        if not g:
-            continue
-        ranges = [range(n) for n in grid]
-        ranges[axis] = range(g - 1, g)
-        out.update(itertools.product(*ranges))
-    return sorted(out)
+def _stored_or_all(slots: np.ndarray, meta: DatasetMeta) -> list[tuple[int, ...]]:
+    """The chunks to write into a plain copy: the stored ones; every one for variable-length
+    strings (HDF5 2.0 cannot read unwritten chunks of those in a read-only file)."""
+    if meta.dtype.hasobject:
+        return [tuple(i) for i in np.ndindex(*slots.shape)] if slots.ndim else [()]
+    if not slots.ndim:
+        return [()] if slots[()] >= 0 else []
+    return [tuple(int(j) for j in i) for i in np.argwhere(slots >= 0)]

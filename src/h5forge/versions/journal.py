@@ -109,8 +109,19 @@ class JournalFile:
             recover(self.path)
         self._begin()
 
+    def _open_journal(self) -> None:
+        """Start the journal with the file's size: even a transaction that only appends is
+        undone (truncated) by :func:`recover`."""
+        if self._journal is None:
+            self._journal = os.open(journal_path(self.path),
+                                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            os.write(self._journal, _HEADER.pack(_MAGIC, self._base_size))
+            if self.durable:
+                os.fsync(self._journal)
+
     def _save(self, start: int, stop: int) -> None:
         """Journal the original bytes of [start, stop) not saved yet (only below the old end)."""
+        self._open_journal()
         stop = min(stop, self._base_size)
         if start >= stop:
             return
@@ -130,10 +141,6 @@ class JournalFile:
             missing.append((cursor, stop))
         if not missing:
             return
-        if self._journal is None:
-            self._journal = os.open(journal_path(self.path),
-                                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-            os.write(self._journal, _HEADER.pack(_MAGIC, self._base_size))
         for s, e in missing:
             data = os.pread(self._fd, e - s, s)
             os.write(self._journal, _ENTRY.pack(s, len(data), zlib.crc32(data)) + data)

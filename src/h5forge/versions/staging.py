@@ -24,6 +24,7 @@ from h5forge.versions.chunks import (
     assemble,
     chunk_box,
     grid_shape,
+    is_fill,
     read_map,
     select,
 )
@@ -163,7 +164,7 @@ class StagedDataset:
         for index in itertools.product(*(range(g) for g in meta.grid)):
             box = chunk_box(index, meta.chunks)
             part = data[tuple(slice(b.start, min(b.stop, n)) for b, n in zip(box, meta.shape))]
-            if _all_fill(part, meta.fillvalue):
+            if is_fill(part, meta.fillvalue):
                 continue
             chunk = np.full(meta.chunks, meta.fillvalue, dtype=meta.dtype)
             chunk[tuple(slice(0, n) for n in part.shape)] = part
@@ -218,14 +219,6 @@ class StagedDataset:
 
     def changed_chunks(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
         return iter(self.touched.items())
-
-
-def _all_fill(part: np.ndarray, fill: Any) -> bool:
-    if part.dtype.hasobject:
-        return all(v == fill for v in part.ravel())
-    if part.dtype.names:
-        return part.tobytes() == np.full(part.shape, fill, dtype=part.dtype).tobytes()
-    return bool(np.all(part == fill))
 
 
 class StagedGroup:
@@ -357,6 +350,10 @@ class StagedGroup:
         shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(
             int(n) for n in shape)
         dtype = np.dtype(dtype if dtype is not None else "f4")
+        base = h5py.check_vlen_dtype(dtype)
+        if base is not None and h5py.check_string_dtype(dtype) is None:
+            raise VersionError(f"{where}: variable-length sequences ({dtype}) cannot be "
+                               f"versioned; use fixed-size arrays or strings")
         maxshape = shape if maxshape is None else tuple(maxshape)
         if len(maxshape) != len(shape) or any(m is not None and m < n
                                               for m, n in zip(maxshape, shape)):
