@@ -34,6 +34,8 @@ FIRST_VERSION = "__first_version__"
 DATA_GROUP = "_h5forge_versions"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f%z"
 FORMAT = "1"
+#: A new dataset up to this size is written into the mirror in one call (else chunk by chunk).
+_WHOLE_WRITE_BYTES = 256 * 2**20
 
 
 def _parse_timestamp(value: Any) -> dt.datetime:
@@ -228,6 +230,8 @@ class VersionedFile:
         self._map_cache: dict = {}
         self._pools: dict[str, ChunkPool] = {}
         self._staging = False
+        if self._writable:
+            _small_metadata_cache(self._file)
         if DATA_GROUP not in self._file:
             if not self._writable:
                 raise VersionError(f"{self._file.filename} has no versions (open it with "
@@ -480,8 +484,14 @@ class VersionedFile:
         pool = self._pool(meta)
         meta.pool = pool_key(meta.dtype, meta.chunks, meta.compression, meta.compression_opts)
         slots = staged.slots().copy()
-        for index, chunk in staged.changed_chunks():
-            slots[index] = -1 if is_fill(chunk, meta.fillvalue) else pool.store(chunk)
+        stored = []
+        for index, chunk in sorted(staged.changed_chunks(), key=lambda item: item[0]):
+            if is_fill(chunk, meta.fillvalue):
+                slots[index] = -1
+            else:
+                stored.append((index, chunk))
+        for (index, _), slot in zip(stored, pool.store_many([c for _, c in stored])):
+            slots[index] = slot
         base_slots = read_map(staged.base, self._map_cache) if staged.base is not None else None
         node = write_node(parent, name, meta, slots, staged.base, base_slots, dict(staged.attrs))
         self._map_cache[node.id] = slots
@@ -567,7 +577,11 @@ class VersionedFile:
             if key in target:
                 del target[key]
             dset = _create_head(target, key, meta)
-            indexes = set(_stored_or_all(staged.slots(), meta)) | set(staged.touched)
+            if meta.shape and 0 < meta.dtype.itemsize * staged.size <= _WHOLE_WRITE_BYTES:
+                dset[...] = staged[()]  # one write, laid out as a plain dataset would be
+                indexes = set()
+            else:
+                indexes = set(_stored_or_all(staged.slots(), meta)) | set(staged.touched)
         else:
             indexes = set(staged.touched)
         chunk_of = staged._chunk
@@ -719,6 +733,16 @@ class VersionedFile:
             if regions or _user_attrs(na) != _user_attrs(nb):
                 out["changed"][path] = regions
         return out
+
+
+def _small_metadata_cache(f: h5py.File) -> None:
+    """Keep HDF5's metadata cache small while committing: each commit ends with a flush, whose
+    cost grows with the cache, so a long session would get slower with every version."""
+    config = f.id.get_mdc_config()
+    config.set_initial_size = True
+    config.initial_size = config.min_size = 512 * 1024
+    config.max_size = 2 * 2**20
+    f.id.set_mdc_config(config)
 
 
 def _tree(root: h5py.Group) -> dict[str, h5py.Group | None]:

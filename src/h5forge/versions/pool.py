@@ -120,6 +120,39 @@ class ChunkPool:
         index[digest] = slot
         return slot
 
+    def store_many(self, chunks: list[np.ndarray]) -> list[int]:
+        """The slots of ``chunks`` (as :meth:`store`), new ones appended in one write."""
+        index = self._load_index()
+        slots: list[int] = []
+        fresh: list[tuple[bytes, np.ndarray]] = []
+        pending: dict[bytes, int] = {}
+        for chunk in chunks:
+            digest = chunk_digest(chunk)
+            slot = index.get(digest)
+            if slot is None:
+                slot = pending.get(digest)
+            if slot is None:
+                if self._free:
+                    slot = self.store(chunk)
+                else:
+                    slot = -(len(fresh) + 1)  # placeholder: appended below
+                    pending[digest] = slot
+                    fresh.append((digest, chunk))
+            slots.append(slot)
+        if fresh:
+            first = self.slots
+            self.hashes.resize((first + len(fresh), _DIGEST))
+            self.data.resize((self._rows(first + len(fresh) - 1).stop,) + self.data.shape[1:])
+            block = np.stack([c.reshape((1,)) if not self.chunks else c for _, c in fresh])
+            self.data[self._rows(first).start:self._rows(first + len(fresh) - 1).stop] = \
+                block.reshape((-1,) + self.data.shape[1:])
+            self.hashes[first:first + len(fresh)] = np.frombuffer(
+                b"".join(d for d, _ in fresh), dtype=np.uint8).reshape(-1, _DIGEST)
+            for i, (digest, _) in enumerate(fresh):
+                index[digest] = first + i
+            slots = [first - s - 1 if s < 0 else s for s in slots]
+        return slots
+
     def release(self, slots: set[int]) -> None:
         """Mark ``slots`` unused by any version: their space is reused by later chunks."""
         index = self._load_index()
