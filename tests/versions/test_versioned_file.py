@@ -655,13 +655,17 @@ class TestStageCommit:
         def failing_store(self, chunk):
             raise OSError("disk full (simulated)")
 
+        real_store_many = ChunkPool.store_many
+
         def run(vf):
             monkeypatch.setattr(ChunkPool, "store", failing_store)
+            monkeypatch.setattr(ChunkPool, "store_many", failing_store)
             with pytest.raises(OSError, match="simulated"):
                 with vf.stage_version("v3") as g:
                     g["x"][0] = 1000
                     g["y"] = np.arange(1, 5)
             monkeypatch.setattr(ChunkPool, "store", real_store)
+            monkeypatch.setattr(ChunkPool, "store_many", real_store_many)
             assert vf.versions == ["v1", "v2"]
             assert vf.current_version == "v2"
             assert "v3" not in vf
