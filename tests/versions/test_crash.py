@@ -16,7 +16,9 @@ current and one on an older version (which rebuilds the plain mirror at the root
 
 After each kill the file must open (read-only and ``r+``), hold every version the child
 reported committed (and at most the one in progress) with exactly the expected data, have a
-consistent current version and root mirror, leave no journal, and take another commit.
+consistent current version and root mirror, leave no journal, and take another commit. In the
+sweep, the recovered file must also equal, byte for byte, the file the last complete
+transaction left (commit times are fixed, so every run writes the same bytes).
 """
 
 from __future__ import annotations
@@ -48,7 +50,15 @@ SRC = str(Path(h5forge.__file__).resolve().parent.parent)
 # The changes of version i, run in the child on a staged group and here on a plain h5py file
 # (the model the versions are checked against). Deterministic in i and the state it is given.
 WORKLOAD = r'''
+import datetime
+
 import numpy as np
+
+
+def stamp(i):
+    """A fixed commit time per step, so that every run writes the same bytes."""
+    return datetime.datetime(2024, 6, 1, tzinfo=datetime.timezone.utc) + \
+        datetime.timedelta(minutes=i)
 
 
 def step(g, i, n0):
@@ -116,7 +126,7 @@ def commit_all(path, plan, n0, report, wait=False):
     with VersionedFile(path, "r+") as vf:
         for item in plan:
             with vf.stage_version(item["name"], prev_version=item["prev"],
-                                  make_current=item["current"]) as g:
+                                  make_current=item["current"], timestamp=stamp(item["i"])) as g:
                 step(g, item["i"], n0)
             report("committed " + item["name"])
     report("closed")
@@ -241,7 +251,7 @@ main()
 
 _NS: dict = {}
 exec(compile(WORKLOAD, "<workload>", "exec"), _NS)
-step = _NS["step"]
+step, stamp = _NS["step"], _NS["stamp"]
 
 
 # -- the model: expected contents, computed with plain h5py in memory ------------------------
@@ -319,10 +329,10 @@ def item(i: int, prev: str | None = None, current: bool = True) -> dict:
 
 
 # Made by the test; then the child commits CHILD_PLAN on top.
-BASE_PLAN = [item(0), item(1), item(2), item(3)]
-CHILD_PLAN = [item(4), item(5), item(6, current=False), item(7), item(8, prev="v6"), item(9)]
-EXTERNAL_PLAN = CHILD_PLAN + [item(10), item(11), item(12, prev="v9"), item(13), item(14),
-                              item(15), item(16), item(17)]
+BASE_PLAN = [item(0), item(1), item(2)]
+CHILD_PLAN = [item(3), item(4), item(5), item(6, current=False), item(7), item(8, prev="v6")]
+EXTERNAL_PLAN = CHILD_PLAN + [item(9), item(10), item(11), item(12, prev="v9"), item(13),
+                              item(14), item(15), item(16)]
 AFTER = 99  # the step of the commit made after recovery
 
 
@@ -332,7 +342,8 @@ def make_base(path: str, n0: int, plan: list[dict]) -> Model:
     with VersionedFile(path, "w") as vf:
         for entry in BASE_PLAN:
             with vf.stage_version(entry["name"], prev_version=entry["prev"],
-                                  make_current=entry["current"]) as g:
+                                  make_current=entry["current"],
+                                  timestamp=stamp(entry["i"])) as g:
                 step(g, entry["i"], n0)
             model.commit(entry)
     for entry in plan:
@@ -349,8 +360,10 @@ def child_script(tmp_path: Path) -> str:
 # -- checks after a kill -------------------------------------------------------------------------
 
 def check_killed_file(path: str, printed: list[str], plan: list[dict], model: Model,
-                      what: str) -> str:
-    """Check the file of a killed child; returns the name of the version it ends at."""
+                      what: str, committed: bytes | None = None) -> str:
+    """Check the file of a killed child; returns the name of the version it ends at.
+    ``committed``: the file as the last complete transaction before the kill left it, which
+    recovery must give back byte for byte."""
     names = [e["name"] for e in plan]
     base_names = [e["name"] for e in BASE_PLAN]
     assert printed == names[:len(printed)], what
@@ -368,6 +381,11 @@ def check_killed_file(path: str, printed: list[str], plan: list[dict], model: Mo
     with h5py.File(path, "r") as f:  # the plain mirror is the current version
         assert_same(snapshot(f, skip="_h5forge_versions"), model.snapshots[current],
                     f"{what}: root mirror")
+    if committed is not None:
+        recovered = Path(path).read_bytes()
+        assert len(recovered) == len(committed), \
+            f"{what}: {len(recovered) - len(committed)} bytes more than the last commit left"
+        assert recovered == committed, f"{what}: recovered bytes differ from the last commit's"
 
     with VersionedFile(path, "r+") as vf:  # and the file takes another commit
         assert not os.path.exists(journal_path(path)), what
@@ -434,12 +452,15 @@ def test_self_kill_sweep(tmp_path):
     check_killed_file(counting, [e["name"] for e in CHILD_PLAN], CHILD_PLAN, model,
                       "complete run")
 
-    # Every event of the run, before it happens; and every third write below the old end of
-    # the file (an overwrite, the journaled kind) or truncation also at one of the other
-    # positions in turn, and every eighth append half-written.
     kinds = counted["kinds"]
     assert len(kinds) == total and kinds[-1] == "commit"
-    points = [(k, "before") for k in range(1, total + 1)]
+    # First, killed right after each journal commit: the file each transaction leaves (what
+    # recovery must give back byte for byte). Then every event of the run, before it happens;
+    # every third write below the old end of the file (an overwrite, the journaled kind) or
+    # truncation also at one of the other positions in turn; every eighth append half-written.
+    commits = [k for k, kind in enumerate(kinds, 1) if kind == "commit"]
+    points = [(k, "after") for k in commits]
+    points += [(k, "before") for k in range(1, total + 1)]
     overwrites = appends = 0
     for k, kind in enumerate(kinds, 1):
         if kind in ("overwrite", "truncate"):
@@ -453,10 +474,15 @@ def test_self_kill_sweep(tmp_path):
     points.append((total + 1, "before"))  # beyond the end: the run completes
 
     failures, ended_at, killed = [], {}, 0
+    committed = {0: Path(base).read_bytes()}  # event number of a journal commit -> the file
     for result in kill_at(script, base, CHILD_PLAN, SWEEP_N0, points):
         k, where = result["k"], result["where"]
         what = f"kill at event {k}/{total} ({where})"
         log = Path(result["log"]).read_text()
+        if where == "after":
+            assert not os.path.exists(journal_path(result["path"])), what
+            committed[k] = Path(result["path"]).read_bytes()
+        last_commit = max(c for c in committed if c < k or (c == k and where == "after"))
         if k <= total:
             if result["signal"] != signal.SIGKILL:
                 failures.append(f"{what}: child was not killed: {result} {log}")
@@ -466,7 +492,8 @@ def test_self_kill_sweep(tmp_path):
             assert result["exit"] == 0, log
         printed = [ln.split()[1] for ln in log.splitlines() if ln.startswith("committed ")]
         try:
-            current = check_killed_file(result["path"], printed, CHILD_PLAN, model, what)
+            current = check_killed_file(result["path"], printed, CHILD_PLAN, model, what,
+                                        committed[last_commit])
             ended_at[current] = ended_at.get(current, 0) + 1
         except AssertionError as error:
             failures.append(str(error))
@@ -557,13 +584,14 @@ def test_kill_before_the_first_overwrite_restores_the_committed_bytes(tmp_path):
     anything below the old end is overwritten, no journal exists yet. Recovery must still give
     back the last commit's file, byte for byte (not the file plus the appended chunks)."""
     base = str(tmp_path / "base.h5")
-    make_base(base, SWEEP_N0, CHILD_PLAN)
+    make_base(base, SWEEP_N0, [])
     script = child_script(tmp_path)
-    _, counted = count_events(script, base, CHILD_PLAN, SWEEP_N0)
+    plan = [item(4)]  # new chunks of "grid" first
+    _, counted = count_events(script, base, plan, SWEEP_N0)
     k = first_overwrite(counted)
-    assert k > 1  # the first commit starts by appending (this is what is tested)
+    assert k > 1  # the commit starts by appending (this is what is tested)
     original = Path(base).read_bytes()
-    for result in kill_at(script, base, CHILD_PLAN, SWEEP_N0, [(1, "torn_file"), (k, "before")]):
+    for result in kill_at(script, base, plan, SWEEP_N0, [(1, "torn_file"), (k, "before")]):
         assert result["signal"] == signal.SIGKILL
         VersionedFile(result["path"], "r").close()  # recovers
         assert not os.path.exists(journal_path(result["path"]))

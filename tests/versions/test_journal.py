@@ -86,13 +86,25 @@ def test_overwrites_below_the_end_are_journaled_once_and_undone(path):
     assert not os.path.exists(journal_path(path))
 
 
-def test_recover_undoes_without_the_writer_closing(path):
+def test_recover_leaves_a_live_writer_alone_and_undoes_a_dead_one(path):
     jf = JournalFile(path)
     write_at(jf, 4000, b"\xff" * 500)  # straddles the end: 96 bytes saved, 404 appended
     assert len(read(path)) == 4500
-    assert recover(path) is True  # jf still open, as in a process killed mid-write
+    assert recover(path) is False  # the writer holds its lock: its journal is not ours
+    assert len(read(path)) == 4500
+    jf.close()  # what a killed process's descriptors do: the lock goes, the journal stays
+    assert recover(path) is True
     assert read(path) == ORIGINAL
-    jf.close()
+
+
+def test_a_second_writer_is_refused(path):
+    from h5forge.versions.journal import FileLockedError
+
+    first = JournalFile(path)
+    with pytest.raises(FileLockedError, match="open for writing"):
+        JournalFile(path)
+    first.close()
+    JournalFile(path).close()  # free again
 
 
 def test_appends_past_the_end_are_truncated_away(path):
@@ -405,3 +417,22 @@ def test_hdf5_committed_writes_survive_and_later_ones_are_undone(tmp_path):
         assert check.attrs["title"] == "first commit"
         assert (check["contiguous"][:100] == -7).all()
         assert "fresh" not in check and "group/d3" in check
+
+
+def test_a_versioned_file_has_one_writer_and_plain_readers_between_commits(tmp_path):
+    import h5py
+
+    from h5forge.versions import VersionedFile
+    from h5forge.versions.journal import FileLockedError
+
+    path = str(tmp_path / "v.h5")
+    with VersionedFile(path, "w") as vf:
+        with vf.stage_version("v1") as g:
+            g["x"] = np.arange(10)
+        with pytest.raises(FileLockedError):
+            VersionedFile(path, "r+")
+        with h5py.File(path, "r") as plain:  # between commits h5py reads the mirror
+            assert list(plain["x"][:3]) == [0, 1, 2]
+        with VersionedFile(path, "r") as reader:  # no journal between commits
+            assert reader.versions == ["v1"]
+    assert not os.path.exists(path + ".h5forge-lock")

@@ -24,7 +24,7 @@ from h5forge.versions.chunks import (
     select,
     write_node,
 )
-from h5forge.versions.journal import JournalFile, journal_path, recover
+from h5forge.versions.journal import JournalFile, journal_path, recover, writer_active
 from h5forge.versions.pool import ChunkPool, pool_key
 from h5forge.versions.staging import StagedDataset, StagedGroup, _user_attrs
 
@@ -214,6 +214,9 @@ class VersionedFile:
             if mode in ("r", "r+") and not exists:
                 raise TargetError(f"{path}: no such file")
             if exists and os.path.exists(journal_path(path)):
+                if mode == "r" and writer_active(path):
+                    raise VersionError(f"{path} is being written by another process; open it "
+                                       f"when that commit is done")
                 recover(path)  # an interrupted commit: back to the last complete one
             self._writable = mode != "r"
             if mode == "r":

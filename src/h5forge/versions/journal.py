@@ -16,13 +16,16 @@ the file. Pass ``durable=True`` to fsync as well, which also survives a power cu
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import struct
 import zlib
 
-from h5forge.errors import CorruptFileError
+from h5forge.errors import CorruptFileError, VersionError
 
-__all__ = ["JournalFile", "recover", "journal_path"]
+__all__ = ["JournalFile", "recover", "journal_path", "lock_path", "FileLockedError",
+           "writer_active"]
 
 _MAGIC = b"H5FJRNL1"
 _HEADER = struct.Struct("<8sQ")  # magic, file size when the transaction began
@@ -33,12 +36,39 @@ def journal_path(path: str) -> str:
     return f"{path}.h5forge-journal"
 
 
+class FileLockedError(VersionError):
+    """Another writer holds the file."""
+
+
+def lock_path(path: str) -> str:
+    return f"{path}.h5forge-lock"
+
+
+def writer_active(path: str) -> bool:
+    """Whether a :class:`JournalFile` (in any process) holds ``path`` for writing now."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock we took
+    return False
+
+
 def recover(path: str) -> bool:
     """Undo an unfinished transaction on ``path`` (if its journal exists); True if one was
     undone. Safe to run again if interrupted: the journal is removed only at the end."""
+    if not os.path.exists(journal_path(path)) or writer_active(path):
+        return False  # nothing to undo, or the journal of a live writer: not ours to touch
+    return _undo(path)
+
+
+def _undo(path: str) -> bool:
     jpath = journal_path(path)
-    if not os.path.exists(jpath):
-        return False
     with open(jpath, "rb") as journal:
         head = journal.read(_HEADER.size)
         if len(head) < _HEADER.size:  # killed while creating the journal: nothing was written
@@ -77,6 +107,17 @@ class JournalFile:
         self.path = path
         self.name = path  # what h5py reports as the file name
         self.durable = durable
+        # One writer at a time, and no reader recovers a live writer's journal. The lock is on
+        # a file of its own: HDF5 locks the data file itself, and plain h5py readers must
+        # still be able to open it between commits.
+        self._lock = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock)
+            self._lock = self._fd = -1
+            raise FileLockedError(f"{path} is open for writing in another process (or "
+                                  f"another VersionedFile); close that first") from None
         flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
         self._fd = os.open(path, flags, 0o666)
         self._pos = 0
@@ -106,7 +147,7 @@ class JournalFile:
         if self._journal is not None:
             os.close(self._journal)
             self._journal = None
-            recover(self.path)
+            _undo(self.path)  # our own journal: we hold the lock
         self._begin()
 
     def _open_journal(self) -> None:
@@ -199,6 +240,11 @@ class JournalFile:
         if self._journal is not None:
             os.close(self._journal)
             self._journal = None
+        if self._lock >= 0:
+            with contextlib.suppress(OSError):
+                os.remove(lock_path(self.path))
+            os.close(self._lock)
+            self._lock = -1
 
     @property
     def closed(self) -> bool:
