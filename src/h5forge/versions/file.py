@@ -94,6 +94,8 @@ class VersionDataset:
         starts, stops, local = select(selection, self.meta.shape)
         head = self._vf._head_dataset(self.version, self.name)
         if head is not None:  # the current version: a plain dataset read
+            if not self.meta.shape:
+                return head[()]
             if stops == self.meta.shape and not any(starts):
                 return head[()][local]  # the whole dataset: h5py's fastest read
             return head[tuple(slice(a, b) for a, b in zip(starts, stops))][local]
