@@ -199,7 +199,11 @@ class VersionedFile:
 
     ``VersionedFile(path, mode)`` with mode ``r``, ``r+``, ``a`` or ``w``; or an open
     ``h5py.File`` (then commits are not journaled against crashes). Use it as a context
-    manager or call :meth:`close`.
+    manager or call :meth:`close`. Commits survive a killed process; ``durable=True`` also
+    fsyncs at each commit, so they survive a power cut. One process writes at a time (a
+    second writer gets :class:`~h5forge.versions.journal.FileLockedError`); readers, h5py
+    included, can open the file between commits. Setting ``current_version``, or committing
+    a branch with ``make_current=True``, rewrites the plain mirror of the current version.
     """
 
     def __init__(self, target: _h5.PathLike | h5py.File, mode: str = "r", *,
