@@ -21,7 +21,9 @@ __all__ = [
     "ConfigurationError",
     "VersionError",
     "FlowConfigError",
+    "FollowError",
     "FollowTimeout",
+    "LiveWriterError",
     "ShapeMismatchError",
     "UnknownVersionError",
 ]
@@ -82,8 +84,16 @@ class FlowConfigError(H5ForgeError, ValueError):
     """A flow pipeline configuration is invalid."""
 
 
-class FollowTimeout(H5ForgeError, TimeoutError):
-    """A followed live file produced nothing new within the timeout."""
+class FollowError(H5ForgeError):
+    """Following a live file failed (it cannot be opened for SWMR reading, bad key paths...)."""
+
+
+class FollowTimeout(FollowError, TimeoutError):
+    """A followed live file could not be opened, or produced nothing new, within the timeout."""
+
+
+class LiveWriterError(H5ForgeError):
+    """A live (SWMR) writer was asked for something SWMR does not allow."""
 
 
 class ShapeMismatchError(H5ForgeError, ValueError):
