@@ -130,6 +130,7 @@ class Follower:
     def reset(self) -> None:
         """Start over from frame 0 (the next iteration yields every ready frame again)."""
         self._next = 0
+        self.ready = 0  # frames the last poll found complete (from frame 0)
         self.finished = False
         self.timed_out = False
 
@@ -159,28 +160,33 @@ class Follower:
         for key in self._keys:
             ready &= key.read(start, limit)
         missing = np.flatnonzero(~ready)
-        return start + (int(missing[0]) if len(missing) else len(ready))
+        self.ready = start + (int(missing[0]) if len(missing) else len(ready))
+        return self.ready
 
     def _is_finished(self) -> bool:
         ds = self._finished_ds
         if ds is None:
             return False
         ds.refresh()
-        value = ds[()]
-        return bool(np.any(np.asarray(value) != 0)) if np.size(value) else False
+        value = ds[()]  # a scalar, or a (usually 1-element) array
+        return bool(value.any()) if isinstance(value, np.ndarray) else bool(value)
 
     def are_keys_complete(self) -> bool:
-        """Whether every frame of the scan is ready: every key non-zero over its extent (and
-        a fixed-size key at its full size)."""
+        """Whether every frame of the scan is ready: every key non-zero over its extent. A
+        growing key (unlimited maxshape) can only be complete once the writer has set the
+        finished flag; a fixed one must be at its full size."""
+        growing = False
         for key in self._keys:
             key.refresh()
             ds = key.dataset
-            if ds.maxshape is not None and ds.shape and all(m is not None for m in ds.maxshape) \
-                    and ds.shape != ds.maxshape:
+            maxshape = ds.maxshape or ()
+            if any(m is None for m in maxshape):
+                growing = True
+            elif ds.shape != maxshape:
                 return False
             if key.size() == 0 or not bool(np.all(key.read(0, key.size()))):
                 return False
-        return True
+        return not growing or self._is_finished()
 
     def __iter__(self) -> Iterator[int]:
         last_new = time.monotonic()

@@ -26,24 +26,29 @@ class FrameReader:
                               f"does not fit shape {dataset.shape}")
         self.dataset = dataset
         self.scan_rank = scan_rank
-        self._seen = -1  # highest index known to be inside the dataset's extent
-
-    def _scan_shape(self) -> tuple[int, ...]:
-        return self.dataset.shape[:self.scan_rank]
+        self._rest = (slice(None),) * (dataset.ndim - scan_rank)  # h5py's ndim is not free
+        self._scan: tuple[int, ...] = dataset.shape[:scan_rank]
+        self._seen = -1  # highest index read since the last refresh showed it complete
 
     def selection(self, index: int) -> tuple[Any, ...]:
         """The selection of frame ``index`` (scan position, then every frame axis)."""
-        position = np.unravel_index(index, self._scan_shape())
-        return tuple(int(p) for p in position) + (slice(None),) * (
-            self.dataset.ndim - self.scan_rank)
+        if self.scan_rank == 1:
+            return (index,) + self._rest
+        position = np.unravel_index(index, self._scan)
+        return tuple(int(p) for p in position) + self._rest
 
-    def read_frame(self, index: int) -> tuple[np.ndarray, tuple[Any, ...]]:
-        """``(frame, selection)`` for flat index ``index``."""
+    def read_frame(self, index: int, ready: int | None = None
+                   ) -> tuple[np.ndarray, tuple[Any, ...]]:
+        """``(frame, selection)`` for flat index ``index``. ``ready`` (optional): how many
+        frames the keys showed complete, so one refresh serves all of them."""
         if index < 0:
             raise IndexError(f"frame index {index} is negative")
         if index > self._seen:
-            self.dataset.refresh()  # the writer flushed this frame before setting its key
-            self._seen = math.prod(self._scan_shape()) - 1
+            # The writer flushed this frame before setting its key: after a refresh every
+            # frame keyed so far is visible (the extent too, for a growing dataset).
+            self.dataset.refresh()
+            self._scan = self.dataset.shape[:self.scan_rank]
+            self._seen = min(math.prod(self._scan), max(index + 1, ready or 0)) - 1
             if index > self._seen:
                 raise IndexError(f"{self.dataset.file.filename}:{self.dataset.name}: frame "
                                  f"{index} is past the dataset's scan of {self._seen + 1} "
@@ -82,4 +87,6 @@ def follow_frames(follower: Follower, data: Mapping[str, str]
                               f"(for {name!r})")
         readers[name] = FrameReader(dataset, min(rank, dataset.ndim))
     for index in follower:
-        yield index, {name: reader.read_frame(index)[0] for name, reader in readers.items()}
+        ready = follower.ready
+        yield index, {name: reader.read_frame(index, ready)[0]
+                      for name, reader in readers.items()}
