@@ -52,13 +52,28 @@ class _Key:
             raise FollowError(f"{dataset.file.filename}:{dataset.name}: a key dataset needs a "
                               f"shape (it is empty)")
         self.inner = math.prod(shape[1:]) if len(shape) > 1 else 1
+        # for messages: after a failed refresh HDF5 may not answer questions about it
+        self.where = f"{dataset.file.filename}:{dataset.name}"
+        self.layout = "contiguous" if dataset.chunks is None else f"chunks {dataset.chunks}"
 
     def size(self) -> int:
         shape = self.dataset.shape
         return math.prod(shape) if shape else 1
 
+    def _failed(self, exc: Exception) -> FollowError:
+        return FollowError(f"{self.where}: the key dataset cannot be read live "
+                           f"({type(exc).__name__}: {exc}). It is {self.layout}; HDF5 refreshes "
+                           f"only chunked datasets for SWMR readers, so the writer must create "
+                           f"keys with chunks (LiveWriter.create_key does)")
+
     def read(self, start: int, stop: int) -> np.ndarray:
         """Keys ``start .. stop`` (flat, C order) as booleans, reading only the rows needed."""
+        try:
+            return self._read(start, stop)
+        except (OSError, RuntimeError) as exc:
+            raise self._failed(exc) from exc
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
         ds = self.dataset
         if not ds.shape:
             return np.atleast_1d(ds[()] != 0)[start:stop]
@@ -70,7 +85,10 @@ class _Key:
         return block[offset:offset + stop - start] != 0
 
     def refresh(self) -> None:
-        self.dataset.refresh()
+        try:
+            self.dataset.refresh()
+        except (OSError, RuntimeError) as exc:
+            raise self._failed(exc) from exc
 
 
 class Follower:
