@@ -657,8 +657,8 @@ def read_h5forge_follower(path, timeout, interval, eat):
     with H5F.Follower(path, "/keys", timeout=timeout, finished="/finished",
                       poll_interval=interval) as follower:
         reader = H5F.FrameReader(follower.file["data"], 1)
-        for index in follower:
-            eat(index, reader.read_frame(index)[0])
+        for index in follower:  # ready=: one refresh serves every frame the poll found done
+            eat(index, reader.read_frame(index, follower.ready)[0])
         if not follower.finished or follower.timed_out:
             raise CheckError(f"ended with finished={follower.finished}, "
                              f"timed_out={follower.timed_out}")

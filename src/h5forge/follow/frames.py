@@ -18,7 +18,9 @@ __all__ = ["FrameReader", "frames", "follow_frames", "scan_rank_of"]
 class FrameReader:
     """Frames of ``dataset`` by flat scan index: the first ``scan_rank`` axes are the scan
     (flattened in C order), the rest is one frame. The dataset is refreshed whenever an index
-    lies past what was seen, so a keyed frame is never read as fill value."""
+    lies past what was seen, so a keyed frame is never read as fill value. Pass
+    ``read_frame(index, follower.ready)`` so that one refresh serves every frame the last
+    poll found complete (else each new index refreshes)."""
 
     def __init__(self, dataset: h5py.Dataset, scan_rank: int):
         if dataset.shape is None or not 0 < scan_rank <= dataset.ndim:
