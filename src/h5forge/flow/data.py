@@ -1,0 +1,264 @@
+"""The data manager of a flow: tables, references between their rows, and their regions.
+
+Layout (h5flow's, so files move between the two):
+
+* ``/<name>/data``: a 1-D table (rows may have a fixed shape of their own), growing along
+  axis 0;
+* ``/<a>/ref/<b>/ref``: ``N x 2`` int64 references, column 0 a row of ``a``, column 1 a row of
+  ``b``; ``/<b>/ref/<a>/ref`` is a hard link to the same dataset (read it the other way round);
+* ``/<a>/ref/<b>/ref_region`` and ``/<b>/ref/<a>/ref_region``: one ``(start, stop)`` row per
+  row of ``a`` (of ``b``): the part of ``ref`` holding that row's references. A region always
+  spans all of its row's references and starts at the first of them.
+
+Tables grow in amortized steps (capacity doubles); :meth:`DataManager.close` trims every table
+to the rows actually reserved, so no space is left unused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h5py
+import numpy as np
+
+from h5forge.errors import H5ForgeError
+
+__all__ = ["DataManager", "REGION_DTYPE", "FlowDataError"]
+
+REGION_DTYPE = np.dtype([("start", "<i8"), ("stop", "<i8")])
+_MIN_CAPACITY = 1024
+_LENGTH = "h5forge_rows"  # attribute: rows in use (the dataset may be longer while running)
+
+
+class FlowDataError(H5ForgeError, ValueError):
+    """A flow asked the data manager for something inconsistent (unknown table, bad shape)."""
+
+
+def _path(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+class DataManager:
+    """Tables and references of one flow output file (``file``: an open, writable h5py
+    file). ``compression`` (e.g. ``"gzip"``) applies to every table created."""
+
+    def __init__(self, file: h5py.File, *, compression: str | None = None,
+                 compression_opts: Any = None):
+        self.file = file
+        self.compression = compression
+        self.compression_opts = compression_opts
+        self._rows: dict[str, int] = {}  # rows in use, per growing dataset path
+
+    # -- tables ---------------------------------------------------------------------------------
+    def create_dset(self, name: str, dtype: Any, shape: tuple[int, ...] = ()) -> h5py.Dataset:
+        """Create table ``name`` (``/<name>/data``) of rows of ``dtype`` and ``shape``; an
+        existing table of the same dtype is kept."""
+        path = _path(name, "data")
+        dtype = np.dtype(dtype)
+        if path in self.file:
+            dset = self.file[path]
+            if dset.dtype != dtype or dset.shape[1:] != tuple(shape):
+                raise FlowDataError(f"{self.file.filename}:/{path} exists with dtype "
+                                    f"{dset.dtype} and rows {dset.shape[1:]}, not {dtype} "
+                                    f"{tuple(shape)}")
+            return dset
+        return self._growing(path, dtype, tuple(shape))
+
+    def _growing(self, path: str, dtype: np.dtype, row_shape: tuple[int, ...],
+                 fillvalue: Any = None) -> h5py.Dataset:
+        itemsize = max(dtype.itemsize * int(np.prod(row_shape)), 1)
+        rows = max(1, min(65536, (1 << 20) // itemsize))  # about 1 MB chunks
+        kwargs: dict[str, Any] = {}
+        if self.compression is not None:
+            kwargs = {"compression": self.compression, "compression_opts": self.compression_opts}
+        if fillvalue is not None:
+            kwargs["fillvalue"] = fillvalue
+        dset = self.file.create_dataset(path, shape=(0,) + row_shape,
+                                        maxshape=(None,) + row_shape, dtype=dtype,
+                                        chunks=(rows,) + row_shape, **kwargs)
+        dset.attrs[_LENGTH] = 0
+        self._rows[path] = 0
+        return dset
+
+    def rows(self, name: str) -> int:
+        """Rows in use in table ``name``."""
+        return self._used(_path(name, "data"))
+
+    def _used(self, path: str) -> int:
+        if path not in self._rows:
+            if path not in self.file:
+                raise FlowDataError(f"{self.file.filename}: no table /{path}")
+            dset = self.file[path]
+            self._rows[path] = int(dset.attrs.get(_LENGTH, dset.shape[0]))
+        return self._rows[path]
+
+    def _ensure(self, path: str, stop: int) -> h5py.Dataset:
+        """Make ``path`` at least ``stop`` rows long (capacity doubles: amortized growth)."""
+        dset = self.file[path]
+        if stop > dset.shape[0]:
+            dset.resize(max(stop, 2 * dset.shape[0], _MIN_CAPACITY), axis=0)
+        if stop > self._used(path):
+            self._rows[path] = stop
+        return dset
+
+    def reserve_data(self, name: str, n_or_slice: int | slice) -> slice:
+        """Reserve rows of table ``name``: ``n`` new rows at the end, or an explicit slice.
+        Returns the slice to write."""
+        path = _path(name, "data")
+        if path not in self.file:
+            raise FlowDataError(f"{self.file.filename}: no table {name!r}; create_dset first")
+        if isinstance(n_or_slice, slice):
+            sel = n_or_slice
+            if sel.start is None or sel.stop is None or (sel.step or 1) != 1:
+                raise FlowDataError(f"reserve_data({name!r}, {sel}): give start and stop")
+        else:
+            start = self._used(path)
+            sel = slice(start, start + int(n_or_slice))
+        self._ensure(path, sel.stop)
+        return sel
+
+    def write_data(self, name: str, sel: slice | np.ndarray, data: Any) -> None:
+        """Write rows ``sel`` of table ``name`` (reserved first)."""
+        path = _path(name, "data")
+        dset = self.file[path]
+        stop = sel.stop if isinstance(sel, slice) else (int(np.max(sel)) + 1 if len(sel) else 0)
+        if stop > self._used(path):
+            raise FlowDataError(f"write_data({name!r}): rows up to {stop} were not reserved "
+                                f"(reserved: {self._used(path)})")
+        dset[sel] = data
+
+    def get_dset(self, name: str) -> h5py.Dataset:
+        path = _path(name, "data")
+        if path not in self.file:
+            raise FlowDataError(f"{self.file.filename}: no table {name!r}")
+        return self.file[path]
+
+    def dset_exists(self, name: str) -> bool:
+        return _path(name, "data") in self.file
+
+    # -- references -----------------------------------------------------------------------------
+    def create_ref(self, parent: str, child: str) -> None:
+        """Create the reference table ``parent -> child`` and both region tables."""
+        for name in (parent, child):
+            if not self.dset_exists(name):
+                raise FlowDataError(f"create_ref({parent!r}, {child!r}): no table {name!r}")
+        ref_path = _path(parent, "ref", child, "ref")
+        if ref_path in self.file:
+            return
+        ref = self._growing(ref_path, np.dtype("<i8"), (2,))
+        ref.attrs["parent"], ref.attrs["child"] = parent.strip("/"), child.strip("/")
+        self.file[_path(child, "ref", parent, "ref")] = ref
+        fill = np.zeros((), REGION_DTYPE)
+        for a, b in ((parent, child), (child, parent)):
+            self._growing(_path(a, "ref", b, "ref_region"), REGION_DTYPE, (), fillvalue=fill)
+
+    def ref_exists(self, parent: str, child: str) -> bool:
+        return _path(parent, "ref", child, "ref") in self.file
+
+    def get_ref(self, parent: str, child: str) -> tuple[h5py.Dataset, tuple[int, int]]:
+        """The reference table between two tables and the direction to read it from
+        ``parent``'s side: ``(0, 1)`` if it was created parent -> child, else ``(1, 0)``."""
+        path = _path(parent, "ref", child, "ref")
+        if path not in self.file:
+            raise FlowDataError(f"{self.file.filename}: no references between {parent!r} and "
+                                f"{child!r}; create_ref first")
+        ref = self.file[path]
+        owner = ref.attrs.get("parent", parent.strip("/"))  # files without it: read as named
+        return ref, ((0, 1) if owner == parent.strip("/") else (1, 0))
+
+    def get_ref_region(self, parent: str, child: str) -> h5py.Dataset:
+        path = _path(parent, "ref", child, "ref_region")
+        if path not in self.file:
+            raise FlowDataError(f"{self.file.filename}: no region table /{path}")
+        return self.file[path]
+
+    def write_ref(self, parent: str, child: str, refs: Any) -> slice:
+        """Append references (``N x 2``: parent row, child row) and update both regions so
+        each row's region spans all its references. Returns where they were written."""
+        refs = np.asarray(refs, dtype=np.int64).reshape(-1, 2)
+        ref, direction = self.get_ref(parent, child)
+        if direction != (0, 1):  # written from the child's side: store in the table's order
+            refs = refs[:, ::-1]
+            parent, child = child, parent
+        path = _path(parent, "ref", child, "ref")
+        sel = slice(self._used(path), self._used(path) + len(refs))
+        self._ensure(path, sel.stop)
+        if len(refs):
+            ref[sel] = refs
+            positions = np.arange(sel.start, sel.stop, dtype=np.int64)
+            self._update_region(_path(parent, "ref", child, "ref_region"), refs[:, 0], positions)
+            self._update_region(_path(child, "ref", parent, "ref_region"), refs[:, 1], positions)
+        return sel
+
+    def _update_region(self, path: str, rows: np.ndarray, positions: np.ndarray) -> None:
+        if (rows < 0).any():
+            raise FlowDataError(f"/{path}: negative row index in references")
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        region = self._ensure(path, hi)
+        current = region[lo:hi]
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order] - lo
+        first = np.full(hi - lo, np.iinfo(np.int64).max)
+        last = np.full(hi - lo, -1, dtype=np.int64)
+        np.minimum.at(first, sorted_rows, positions[order])
+        np.maximum.at(last, sorted_rows, positions[order] + 1)
+        touched = last >= 0
+        empty = current["stop"] <= current["start"]
+        start = np.where(empty, first, np.minimum(current["start"], first))
+        stop = np.where(empty, last, np.maximum(current["stop"], last))
+        current["start"] = np.where(touched, start, current["start"])
+        current["stop"] = np.where(touched, stop, current["stop"])
+        region[lo:hi] = current
+
+    # -- attributes and item access ------------------------------------------------------------
+    def set_attrs(self, name: str, **attrs: Any) -> None:
+        group = self.file.require_group(name.strip("/"))
+        for key, value in attrs.items():
+            group.attrs[key] = value
+
+    def get_attrs(self, name: str) -> dict[str, Any]:
+        group = self.file.get(name.strip("/"))
+        if group is None:
+            raise FlowDataError(f"{self.file.filename}: no table {name!r}")
+        return dict(group.attrs)
+
+    def attrs_exist(self, name: str) -> bool:
+        return name.strip("/") in self.file
+
+    def __getitem__(self, key: tuple) -> Any:
+        """``dm["a", sel]``: rows of ``a``; ``dm["a", "b", sel]``: the rows of ``b`` referenced
+        by rows ``sel`` of ``a`` (a masked array), and so on along a chain."""
+        if not isinstance(key, tuple) or len(key) < 2:
+            raise FlowDataError("index the data manager as dm['table', sel] or "
+                                "dm['a', 'b', ..., sel]")
+        *names, sel = key
+        if len(names) == 1:
+            return self.get_dset(names[0])[sel]
+        from h5forge.flow.refs import dereference_chain
+
+        refs, regions, directions = [], [], []
+        for a, b in zip(names[:-1], names[1:]):
+            ref, direction = self.get_ref(a, b)
+            refs.append(ref)
+            regions.append(self.get_ref_region(a, b))
+            directions.append(direction)
+        return dereference_chain(sel, refs, data=self.get_dset(names[-1]), regions=regions,
+                                 ref_directions=directions)
+
+    # -- end ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Trim every growing table to the rows in use (and record them); a region table gets
+        one row per row of its table (rows without references: an empty region)."""
+        for path in list(self._rows):
+            if path.endswith("/ref_region"):
+                owner = _path(path.split("/ref/")[0], "data")
+                if owner in self.file:
+                    self._ensure(path, self._used(owner))
+                    self._rows[path] = self._used(owner)
+        for path, used in self._rows.items():
+            if path in self.file:
+                dset = self.file[path]
+                if dset.shape[0] != used:
+                    dset.resize(used, axis=0)
+                dset.attrs[_LENGTH] = used
+
