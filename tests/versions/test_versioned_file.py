@@ -2126,10 +2126,8 @@ class TestStore:
 
 
 # -- the command line ---------------------------------------------------------------------------
-HAS_CLI = (Path(h5forge.__file__).parent / "cli" / "versions.py").exists()
 
 
-@pytest.mark.skipif(not HAS_CLI, reason="h5forge.cli.versions is not there yet")
 class TestCLI:
     def run(self, capsys, *args: str) -> tuple[int, str, str]:
         from h5forge.cli.main import main
