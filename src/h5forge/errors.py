@@ -21,6 +21,7 @@ __all__ = [
     "ConfigurationError",
     "VersionError",
     "FlowConfigError",
+    "FlowError",
     "FollowError",
     "FollowTimeout",
     "LiveWriterError",
@@ -82,6 +83,11 @@ class VersionError(H5ForgeError):
 
 class FlowConfigError(H5ForgeError, ValueError):
     """A flow pipeline configuration is invalid."""
+
+
+class FlowError(H5ForgeError, ValueError):
+    """A flow failed while running (a stage raised, a require could not be resolved, bad
+    references...)."""
 
 
 class FollowError(H5ForgeError):

@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from h5forge.flow.data import REGION_DTYPE, DataManager, FlowDataError
+from h5forge.errors import FlowError
+from h5forge.flow.data import REGION_DTYPE, DataManager
 
 
 @pytest.fixture
@@ -44,15 +45,15 @@ def test_reserve_grows_in_amortized_steps_and_close_trims(dm):
 
 def test_writing_rows_not_reserved_is_refused(dm):
     fill(dm, "events", 2)
-    with pytest.raises(FlowDataError, match="not reserved"):
+    with pytest.raises(FlowError, match="not reserved"):
         dm.write_data("events", slice(0, 5), np.zeros(5, dm.get_dset("events").dtype))
-    with pytest.raises(FlowDataError, match="no table 'nope'"):
+    with pytest.raises(FlowError, match="no table 'nope'"):
         dm.reserve_data("nope", 3)
 
 
 def test_existing_table_with_another_dtype_is_refused(dm):
     assert dm.create_dset("events", [("id", "i4")]) == dm.get_dset("events")  # kept
-    with pytest.raises(FlowDataError, match="exists with dtype"):
+    with pytest.raises(FlowError, match="exists with dtype"):
         dm.create_dset("events", "f8")
 
 
@@ -85,7 +86,7 @@ def test_child_side_is_a_hard_link_to_the_same_table(dm):
     f = dm.file
     assert f["events/ref/hits/ref"] == f["hits/ref/events/ref"]
     assert dm.ref_exists("hits", "events")
-    with pytest.raises(FlowDataError, match="no table 'nope'"):
+    with pytest.raises(FlowError, match="no table 'nope'"):
         dm.create_ref("events", "nope")
 
 

@@ -21,17 +21,13 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5forge.errors import H5ForgeError
+from h5forge.errors import FlowError
+from h5forge.flow.refs import REGION_DTYPE, dereference_chain
 
-__all__ = ["DataManager", "REGION_DTYPE", "FlowDataError"]
+__all__ = ["DataManager", "REGION_DTYPE"]
 
-REGION_DTYPE = np.dtype([("start", "<i8"), ("stop", "<i8")])
 _MIN_CAPACITY = 1024
 _LENGTH = "h5forge_rows"  # attribute: rows in use (the dataset may be longer while running)
-
-
-class FlowDataError(H5ForgeError, ValueError):
-    """A flow asked the data manager for something inconsistent (unknown table, bad shape)."""
 
 
 def _path(*parts: str) -> str:
@@ -42,9 +38,10 @@ class DataManager:
     """Tables and references of one flow output file (``file``: an open, writable h5py
     file). ``compression`` (e.g. ``"gzip"``) applies to every table created."""
 
-    def __init__(self, file: h5py.File, *, compression: str | None = None,
-                 compression_opts: Any = None):
+    def __init__(self, file: h5py.File, *, input: h5py.File | None = None,  # noqa: A002
+                 compression: str | None = None, compression_opts: Any = None):
         self.file = file
+        self.input = input  # read-only: tables not in the output are read from here
         self.compression = compression
         self.compression_opts = compression_opts
         self._rows: dict[str, int] = {}  # rows in use, per growing dataset path
@@ -58,7 +55,7 @@ class DataManager:
         if path in self.file:
             dset = self.file[path]
             if dset.dtype != dtype or dset.shape[1:] != tuple(shape):
-                raise FlowDataError(f"{self.file.filename}:/{path} exists with dtype "
+                raise FlowError(f"{self.file.filename}:/{path} exists with dtype "
                                     f"{dset.dtype} and rows {dset.shape[1:]}, not {dtype} "
                                     f"{tuple(shape)}")
             return dset
@@ -87,7 +84,7 @@ class DataManager:
     def _used(self, path: str) -> int:
         if path not in self._rows:
             if path not in self.file:
-                raise FlowDataError(f"{self.file.filename}: no table /{path}")
+                raise FlowError(f"{self.file.filename}: no table /{path}")
             dset = self.file[path]
             self._rows[path] = int(dset.attrs.get(_LENGTH, dset.shape[0]))
         return self._rows[path]
@@ -106,11 +103,11 @@ class DataManager:
         Returns the slice to write."""
         path = _path(name, "data")
         if path not in self.file:
-            raise FlowDataError(f"{self.file.filename}: no table {name!r}; create_dset first")
+            raise FlowError(f"{self.file.filename}: no table {name!r}; create_dset first")
         if isinstance(n_or_slice, slice):
             sel = n_or_slice
             if sel.start is None or sel.stop is None or (sel.step or 1) != 1:
-                raise FlowDataError(f"reserve_data({name!r}, {sel}): give start and stop")
+                raise FlowError(f"reserve_data({name!r}, {sel}): give start and stop")
         else:
             start = self._used(path)
             sel = slice(start, start + int(n_or_slice))
@@ -123,25 +120,33 @@ class DataManager:
         dset = self.file[path]
         stop = sel.stop if isinstance(sel, slice) else (int(np.max(sel)) + 1 if len(sel) else 0)
         if stop > self._used(path):
-            raise FlowDataError(f"write_data({name!r}): rows up to {stop} were not reserved "
+            raise FlowError(f"write_data({name!r}): rows up to {stop} were not reserved "
                                 f"(reserved: {self._used(path)})")
         dset[sel] = data
 
+    def _find(self, path: str) -> h5py.HLObject | None:
+        """``path`` in the output, else in the input file."""
+        if path in self.file:
+            return self.file[path]
+        if self.input is not None and path in self.input:
+            return self.input[path]
+        return None
+
     def get_dset(self, name: str) -> h5py.Dataset:
-        path = _path(name, "data")
-        if path not in self.file:
-            raise FlowDataError(f"{self.file.filename}: no table {name!r}")
-        return self.file[path]
+        dset = self._find(_path(name, "data"))
+        if dset is None:
+            raise FlowError(f"{self.file.filename}: no table {name!r}")
+        return dset
 
     def dset_exists(self, name: str) -> bool:
-        return _path(name, "data") in self.file
+        return self._find(_path(name, "data")) is not None
 
     # -- references -----------------------------------------------------------------------------
     def create_ref(self, parent: str, child: str) -> None:
         """Create the reference table ``parent -> child`` and both region tables."""
         for name in (parent, child):
             if not self.dset_exists(name):
-                raise FlowDataError(f"create_ref({parent!r}, {child!r}): no table {name!r}")
+                raise FlowError(f"create_ref({parent!r}, {child!r}): no table {name!r}")
         ref_path = _path(parent, "ref", child, "ref")
         if ref_path in self.file:
             return
@@ -153,24 +158,24 @@ class DataManager:
             self._growing(_path(a, "ref", b, "ref_region"), REGION_DTYPE, (), fillvalue=fill)
 
     def ref_exists(self, parent: str, child: str) -> bool:
-        return _path(parent, "ref", child, "ref") in self.file
+        return self._find(_path(parent, "ref", child, "ref")) is not None
 
     def get_ref(self, parent: str, child: str) -> tuple[h5py.Dataset, tuple[int, int]]:
         """The reference table between two tables and the direction to read it from
         ``parent``'s side: ``(0, 1)`` if it was created parent -> child, else ``(1, 0)``."""
-        path = _path(parent, "ref", child, "ref")
-        if path not in self.file:
-            raise FlowDataError(f"{self.file.filename}: no references between {parent!r} and "
+        ref = self._find(_path(parent, "ref", child, "ref"))
+        if ref is None:
+            raise FlowError(f"{self.file.filename}: no references between {parent!r} and "
                                 f"{child!r}; create_ref first")
-        ref = self.file[path]
         owner = ref.attrs.get("parent", parent.strip("/"))  # files without it: read as named
         return ref, ((0, 1) if owner == parent.strip("/") else (1, 0))
 
     def get_ref_region(self, parent: str, child: str) -> h5py.Dataset:
         path = _path(parent, "ref", child, "ref_region")
-        if path not in self.file:
-            raise FlowDataError(f"{self.file.filename}: no region table /{path}")
-        return self.file[path]
+        region = self._find(path)
+        if region is None:
+            raise FlowError(f"{self.file.filename}: no region table /{path}")
+        return region
 
     def write_ref(self, parent: str, child: str, refs: Any) -> slice:
         """Append references (``N x 2``: parent row, child row) and update both regions so
@@ -192,7 +197,7 @@ class DataManager:
 
     def _update_region(self, path: str, rows: np.ndarray, positions: np.ndarray) -> None:
         if (rows < 0).any():
-            raise FlowDataError(f"/{path}: negative row index in references")
+            raise FlowError(f"/{path}: negative row index in references")
         lo, hi = int(rows.min()), int(rows.max()) + 1
         region = self._ensure(path, hi)
         current = region[lo:hi]
@@ -219,7 +224,7 @@ class DataManager:
     def get_attrs(self, name: str) -> dict[str, Any]:
         group = self.file.get(name.strip("/"))
         if group is None:
-            raise FlowDataError(f"{self.file.filename}: no table {name!r}")
+            raise FlowError(f"{self.file.filename}: no table {name!r}")
         return dict(group.attrs)
 
     def attrs_exist(self, name: str) -> bool:
@@ -229,13 +234,14 @@ class DataManager:
         """``dm["a", sel]``: rows of ``a``; ``dm["a", "b", sel]``: the rows of ``b`` referenced
         by rows ``sel`` of ``a`` (a masked array), and so on along a chain."""
         if not isinstance(key, tuple) or len(key) < 2:
-            raise FlowDataError("index the data manager as dm['table', sel] or "
+            raise FlowError("index the data manager as dm['table', sel] or "
                                 "dm['a', 'b', ..., sel]")
         *names, sel = key
+        if isinstance(sel, slice) and sel.stop is None:  # tables may be longer while running
+            sel = slice(sel.start, self.rows(names[0]) if _path(names[0], "data") in self._rows
+                        else self.get_dset(names[0]).shape[0], sel.step)
         if len(names) == 1:
             return self.get_dset(names[0])[sel]
-        from h5forge.flow.refs import dereference_chain
-
         refs, regions, directions = [], [], []
         for a, b in zip(names[:-1], names[1:]):
             ref, direction = self.get_ref(a, b)

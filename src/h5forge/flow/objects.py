@@ -13,11 +13,7 @@ import h5py
 
 from h5forge.errors import FlowConfigError
 
-__all__ = ["FlowObject", "Generator", "Stage", "Resource", "LoopGenerator", "FIXED_PARAMS"]
-
-#: Names the engine passes itself; a config's ``params`` may not use them.
-FIXED_PARAMS = frozenset({"name", "classname", "data_manager", "requires", "resources",
-                          "dset_name", "input_filename", "start_position", "end_position"})
+__all__ = ["FlowObject", "Generator", "Stage", "Resource", "LoopGenerator"]
 
 #: Rows per chunk for ``chunk_size: auto`` when the source is contiguous (no chunking to follow).
 AUTO_ROWS = 65536

@@ -1,0 +1,197 @@
+"""Running flows: load and check every configuration, then loop the generator's chunks through
+the stages, filling each chunk's cache with the stages' requires.
+
+Everything that can be checked before data is touched is checked first: every config file,
+every class (imported from the path the config names, never by scanning a directory). A stage
+that raises stops the run with a :class:`FlowError` naming the stage and the chunk; the output
+file is closed and valid (the tables hold the rows written so far).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import h5py
+
+from h5forge.errors import FlowConfigError, FlowError
+from h5forge.flow.config import FlowConfig, Require, load_configs
+from h5forge.flow.data import DataManager
+from h5forge.flow.loading import load_spec_class
+from h5forge.flow.objects import Generator, LoopGenerator, Resource, Stage
+from h5forge.flow.refs import dereference_chain
+from h5forge.io.progress import progress_bar
+
+__all__ = ["run", "RunSummary", "BUILTINS"]
+
+#: Classes a config may name without a path.
+BUILTINS: dict[str, type] = {"LoopGenerator": LoopGenerator}
+
+
+@dataclass
+class RunSummary:
+    """What a run did: rows and chunks per config, seconds per stage."""
+
+    rows: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        stages = ", ".join(f"{name} {sec:.2f} s" for name, sec in self.stage_seconds.items())
+        return (f"{self.rows} rows in {self.chunks} chunks, {self.seconds:.2f} s"
+                + (f" (stages: {stages})" if stages else ""))
+
+
+def run(configs: str | os.PathLike | Iterable[str | os.PathLike], output: str | os.PathLike,
+        input: str | os.PathLike | None = None, start: int | None = None,  # noqa: A002
+        end: int | None = None, drop: Iterable[str] = (), compression: str | None = None,
+        progress: bool | None = None) -> RunSummary:
+    """Run the flows of ``configs`` (one after another, each later one reading the previous
+    output) into ``output``; ``input`` is where the first source tables are read from
+    (default: the output itself). ``start``/``end`` bound the loop; ``drop`` adds paths to
+    delete at the end; ``compression`` applies to every table created."""
+    checked = load_configs(configs)
+    classes = [_classes(cfg) for cfg in checked]  # fail on a bad class before any I/O
+    output = os.fspath(output)
+    if input is not None and not os.path.exists(input):
+        raise FlowConfigError(f"input file {os.fspath(input)} does not exist")
+    summary = RunSummary()
+    began = time.perf_counter()
+    with h5py.File(output, "a") as out:
+        source_file = h5py.File(input, "r") if input is not None else None
+        try:
+            for cfg, cls in zip(checked, classes):
+                dm = DataManager(out, input=source_file, compression=compression)
+                try:
+                    _run_one(cfg, cls, dm, start, end, summary, progress)
+                finally:
+                    dm.close()
+                source_file_paths = [*cfg.drop, *drop]
+                _drop(out, source_file_paths)
+        finally:
+            if source_file is not None:
+                source_file.close()
+    summary.seconds = time.perf_counter() - began
+    return summary
+
+
+def _classes(cfg: FlowConfig) -> dict[str, Any]:
+    return {
+        "generator": load_spec_class(cfg.generator, BUILTINS, base=Generator),
+        "stages": [load_spec_class(spec, BUILTINS, base=Stage) for spec in cfg.stages],
+        "resources": [load_spec_class(spec, BUILTINS, base=Resource) for spec in cfg.resources],
+    }
+
+
+def _build(cls: type, spec: Any, **fixed: Any) -> Any:
+    try:
+        return cls(**fixed, **spec.params)
+    except TypeError as exc:
+        raise FlowConfigError(f"{spec.where}: cannot create {cls.__name__} with params "
+                              f"{sorted(spec.params)}: {exc}") from exc
+
+
+def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: int | None,
+             end: int | None, summary: RunSummary, progress: bool | None) -> None:
+    resources: dict[str, Resource] = {}
+    for spec, cls in zip(cfg.resources, classes["resources"]):
+        resources[spec.classname] = _build(cls, spec, name=spec.classname,
+                                           classname=spec.classname, data_manager=dm,
+                                           resources=resources)
+    gen_spec = cfg.generator
+    source = gen_spec.dset_name or gen_spec.name
+    generator = _build(classes["generator"], gen_spec, name=gen_spec.name,
+                       classname=gen_spec.classname, data_manager=dm, resources=resources,
+                       dset_name=source, input_filename=dm.input.filename if dm.input else None,
+                       start_position=start, end_position=end)
+    stages = [_build(cls, spec, name=spec.name, classname=spec.classname, data_manager=dm,
+                     resources=resources, requires=spec.requires)
+              for spec, cls in zip(cfg.stages, classes["stages"])]
+    for resource in resources.values():
+        resource.init()
+    generator.init()
+    for stage in stages:
+        _call(stage, "init", source)
+    total = dm.get_dset(source).shape[0] if dm.dset_exists(source) else 0
+    with progress_bar(total, f"flow {os.path.basename(str(cfg.path))}", progress) as bar:
+        bar.unit, bar.unit_scale = "row", False
+        for chunk in generator:
+            cache = {source: dm.get_dset(source)[chunk]} if dm.dset_exists(source) else {}
+            for stage in stages:
+                for require in stage.requires:
+                    if require.name not in cache:
+                        cache[require.name] = _load_require(dm, source, chunk, require, stage)
+                began = time.perf_counter()
+                _call(stage, "run", source, chunk, cache, chunk=chunk)
+                summary.stage_seconds[stage.name] = summary.stage_seconds.get(
+                    stage.name, 0.0) + time.perf_counter() - began
+            rows = (chunk.stop - chunk.start) if isinstance(chunk, slice) else len(chunk)
+            summary.rows += rows
+            summary.chunks += 1
+            bar.update(rows)
+    for stage in stages:
+        _call(stage, "finish", source)
+    generator.finish()
+    for resource in resources.values():
+        resource.finish()
+
+
+def _call(stage: Stage, method: str, *args: Any, chunk: Any = None) -> None:
+    try:
+        getattr(stage, method)(*args)
+    except (FlowError, FlowConfigError):
+        raise
+    except Exception as exc:
+        where = f" on rows {chunk.start}:{chunk.stop}" if isinstance(chunk, slice) else ""
+        raise FlowError(f"stage {stage.name!r} ({stage.classname}) failed in {method}()"
+                        f"{where}: {type(exc).__name__}: {exc}") from exc
+
+
+def _load_require(dm: DataManager, source: str, chunk: slice, require: Require,
+                  stage: Stage) -> Any:
+    """The cache entry for one require: rows of a table aligned with the source, or what the
+    source rows reference through a chain of reference tables."""
+    path = list(require.path)
+    if path[0] == source:
+        path = path[1:]
+    where = f"stage {stage.name!r} requires {require.name!r} ({'/'.join(require.path)})"
+    if not path:
+        raise FlowError(f"{where}: a require must name a table other than the source")
+    chain = [source, *path]
+    if len(path) == 1 and not dm.ref_exists(source, path[0]):
+        if not dm.dset_exists(path[0]):
+            raise FlowError(f"{where}: no table {path[0]!r} in the output or input")
+        return dm.get_dset(path[0])[chunk]  # aligned row by row with the source
+    refs, regions, directions = [], [], []
+    for a, b in zip(chain[:-1], chain[1:]):
+        if not dm.ref_exists(a, b):
+            raise FlowError(f"{where}: no references between {a!r} and {b!r}")
+        ref, direction = dm.get_ref(a, b)
+        refs.append(ref)
+        regions.append(dm.get_ref_region(a, b))
+        directions.append(direction)
+    data = None if require.index_only else dm.get_dset(chain[-1])
+    return dereference_chain(chunk, refs, data=data, regions=regions,
+                             ref_directions=directions, indices_only=require.index_only)
+
+
+def _drop(out: h5py.File, paths: Iterable[str]) -> None:
+    """Delete exactly these tables (not anything whose name merely contains them) and the
+    reference groups other tables keep towards them."""
+    for path in paths:
+        name = path.strip("/")
+        if name not in out:
+            continue
+        del out[name]
+        for table in list(out):
+            group = out[table]
+            refs = group.get("ref") if isinstance(group, h5py.Group) else None
+            if isinstance(refs, h5py.Group) and name in refs:
+                del refs[name]
+                if not len(refs):
+                    del group["ref"]
+                if not len(group) and not len(group.attrs):  # only held references to it
+                    del out[table]
