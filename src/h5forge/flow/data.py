@@ -39,9 +39,14 @@ class DataManager:
     file). ``compression`` (e.g. ``"gzip"``) applies to every table created."""
 
     def __init__(self, file: h5py.File, *, input: h5py.File | None = None,  # noqa: A002
+                 scratch: h5py.File | None = None, dropped: Any = (),
                  compression: str | None = None, compression_opts: Any = None):
         self.file = file
         self.input = input  # read-only: tables not in the output are read from here
+        # Tables the flow drops at the end (and references to them) are written to a scratch
+        # file beside the output instead, so the output never holds space they used.
+        self.scratch = scratch
+        self.dropped = tuple(d.strip("/") for d in dropped)
         self.compression = compression
         self.compression_opts = compression_opts
         self._rows: dict[str, int] = {}  # rows in use, per growing dataset path
@@ -52,8 +57,8 @@ class DataManager:
         existing table of the same dtype is kept."""
         path = _path(name, "data")
         dtype = np.dtype(dtype)
-        if path in self.file:
-            dset = self.file[path]
+        dset = self._find(path)
+        if dset is not None and dset.file != self.input:
             if dset.dtype != dtype or dset.shape[1:] != tuple(shape):
                 raise FlowError(f"{self.file.filename}:/{path} exists with dtype "
                                     f"{dset.dtype} and rows {dset.shape[1:]}, not {dtype} "
@@ -70,7 +75,7 @@ class DataManager:
             kwargs = {"compression": self.compression, "compression_opts": self.compression_opts}
         if fillvalue is not None:
             kwargs["fillvalue"] = fillvalue
-        dset = self.file.create_dataset(path, shape=(0,) + row_shape,
+        dset = self._home(path).create_dataset(path, shape=(0,) + row_shape,
                                         maxshape=(None,) + row_shape, dtype=dtype,
                                         chunks=(rows,) + row_shape, **kwargs)
         dset.attrs[_LENGTH] = 0
@@ -83,15 +88,18 @@ class DataManager:
 
     def _used(self, path: str) -> int:
         if path not in self._rows:
-            if path not in self.file:
+            dset = self._find(path)
+            if dset is None:
                 raise FlowError(f"{self.file.filename}: no table /{path}")
-            dset = self.file[path]
             self._rows[path] = int(dset.attrs.get(_LENGTH, dset.shape[0]))
         return self._rows[path]
 
     def _ensure(self, path: str, stop: int) -> h5py.Dataset:
         """Make ``path`` at least ``stop`` rows long (capacity doubles: amortized growth)."""
-        dset = self.file[path]
+        dset = self._find(path)
+        if dset is None or dset.file == self.input:
+            raise FlowError(f"{self.file.filename}: /{path} is not a table of this output (an "
+                            f"input table is read-only)")
         if stop > dset.shape[0]:
             dset.resize(max(stop, 2 * dset.shape[0], _MIN_CAPACITY), axis=0)
         if stop > self._used(path):
@@ -102,7 +110,7 @@ class DataManager:
         """Reserve rows of table ``name``: ``n`` new rows at the end, or an explicit slice.
         Returns the slice to write."""
         path = _path(name, "data")
-        if path not in self.file:
+        if self._find(path) is None:
             raise FlowError(f"{self.file.filename}: no table {name!r}; create_dset first")
         if isinstance(n_or_slice, slice):
             sel = n_or_slice
@@ -117,19 +125,28 @@ class DataManager:
     def write_data(self, name: str, sel: slice | np.ndarray, data: Any) -> None:
         """Write rows ``sel`` of table ``name`` (reserved first)."""
         path = _path(name, "data")
-        dset = self.file[path]
+        dset = self.get_dset(name)
         stop = sel.stop if isinstance(sel, slice) else (int(np.max(sel)) + 1 if len(sel) else 0)
         if stop > self._used(path):
             raise FlowError(f"write_data({name!r}): rows up to {stop} were not reserved "
                                 f"(reserved: {self._used(path)})")
         dset[sel] = data
 
+    def _is_dropped(self, path: str) -> bool:
+        return any(path == d or path.startswith(d + "/") or f"/ref/{d}/" in f"{path}/"
+                   for d in self.dropped)
+
+    def _home(self, path: str) -> h5py.File:
+        """Where a new object at ``path`` is written: the scratch file for dropped tables."""
+        if self.scratch is not None and self._is_dropped(path):
+            return self.scratch
+        return self.file
+
     def _find(self, path: str) -> h5py.HLObject | None:
-        """``path`` in the output, else in the input file."""
-        if path in self.file:
-            return self.file[path]
-        if self.input is not None and path in self.input:
-            return self.input[path]
+        """``path`` in the output (or scratch), else in the input file."""
+        for f in (self.file, self.scratch, self.input):
+            if f is not None and path in f:
+                return f[path]
         return None
 
     def get_dset(self, name: str) -> h5py.Dataset:
@@ -148,11 +165,11 @@ class DataManager:
             if not self.dset_exists(name):
                 raise FlowError(f"create_ref({parent!r}, {child!r}): no table {name!r}")
         ref_path = _path(parent, "ref", child, "ref")
-        if ref_path in self.file:
+        if self._find(ref_path) is not None:
             return
         ref = self._growing(ref_path, np.dtype("<i8"), (2,))
         ref.attrs["parent"], ref.attrs["child"] = parent.strip("/"), child.strip("/")
-        self.file[_path(child, "ref", parent, "ref")] = ref
+        ref.file[_path(child, "ref", parent, "ref")] = ref  # both sides in the same file
         fill = np.zeros((), REGION_DTYPE)
         for a, b in ((parent, child), (child, parent)):
             self._growing(_path(a, "ref", b, "ref_region"), REGION_DTYPE, (), fillvalue=fill)
@@ -217,18 +234,18 @@ class DataManager:
 
     # -- attributes and item access ------------------------------------------------------------
     def set_attrs(self, name: str, **attrs: Any) -> None:
-        group = self.file.require_group(name.strip("/"))
+        group = self._home(name.strip("/")).require_group(name.strip("/"))
         for key, value in attrs.items():
             group.attrs[key] = value
 
     def get_attrs(self, name: str) -> dict[str, Any]:
-        group = self.file.get(name.strip("/"))
+        group = self._find(name.strip("/"))
         if group is None:
             raise FlowError(f"{self.file.filename}: no table {name!r}")
         return dict(group.attrs)
 
     def attrs_exist(self, name: str) -> bool:
-        return name.strip("/") in self.file
+        return self._find(name.strip("/")) is not None
 
     def __getitem__(self, key: tuple) -> Any:
         """``dm["a", sel]``: rows of ``a``; ``dm["a", "b", sel]``: the rows of ``b`` referenced
@@ -258,12 +275,12 @@ class DataManager:
         for path in list(self._rows):
             if path.endswith("/ref_region"):
                 owner = _path(path.split("/ref/")[0], "data")
-                if owner in self.file:
+                if self._find(owner) is not None:
                     self._ensure(path, self._used(owner))
                     self._rows[path] = self._used(owner)
         for path, used in self._rows.items():
-            if path in self.file:
-                dset = self.file[path]
+            dset = self._find(path)
+            if dset is not None and dset.file != self.input:
                 if dset.shape[0] != used:
                     dset.resize(used, axis=0)
                 dset.attrs[_LENGTH] = used

@@ -9,8 +9,10 @@ file is closed and valid (the tables hold the rows written so far).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -60,20 +62,24 @@ def run(configs: str | os.PathLike | Iterable[str | os.PathLike], output: str | 
         raise FlowConfigError(f"input file {os.fspath(input)} does not exist")
     summary = RunSummary()
     began = time.perf_counter()
-    with h5py.File(output, "a") as out:
-        source_file = h5py.File(input, "r") if input is not None else None
-        try:
-            for cfg, cls in zip(checked, classes):
-                dm = DataManager(out, input=source_file, compression=compression)
-                try:
-                    _run_one(cfg, cls, dm, start, end, summary, progress)
-                finally:
-                    dm.close()
-                source_file_paths = [*cfg.drop, *drop]
-                _drop(out, source_file_paths)
-        finally:
-            if source_file is not None:
-                source_file.close()
+    dropped = [*drop, *(path for cfg in checked for path in cfg.drop)]
+    scratch_path = os.path.join(os.path.dirname(os.path.abspath(output)),
+                                f".h5forge-scratch-{uuid.uuid4().hex}.h5")
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(h5py.File(output, "a"))
+        source_file = stack.enter_context(h5py.File(input, "r")) if input is not None else None
+        scratch = None
+        if dropped:  # dropped tables live in a scratch file, deleted at the end
+            scratch = stack.enter_context(h5py.File(scratch_path, "w"))
+            stack.callback(_remove, scratch_path)
+        for cfg, cls in zip(checked, classes):
+            dm = DataManager(out, input=source_file, scratch=scratch, dropped=dropped,
+                             compression=compression)
+            try:
+                _run_one(cfg, cls, dm, start, end, summary, progress)
+            finally:
+                dm.close()
+        _drop(out, dropped)  # tables of the output from before this run
     summary.seconds = time.perf_counter() - began
     return summary
 
@@ -195,3 +201,8 @@ def _drop(out: h5py.File, paths: Iterable[str]) -> None:
                     del group["ref"]
                 if not len(group) and not len(group.attrs):  # only held references to it
                     del out[table]
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
