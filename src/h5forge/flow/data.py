@@ -23,6 +23,7 @@ import numpy as np
 
 from h5forge.errors import FlowError
 from h5forge.flow.refs import REGION_DTYPE, dereference_chain
+from h5forge.io.compression import h5py_filter_kwargs, normalize_compression
 
 __all__ = ["DataManager", "REGION_DTYPE"]
 
@@ -36,7 +37,8 @@ def _path(*parts: str) -> str:
 
 class DataManager:
     """Tables and references of one flow output file (``file``: an open, writable h5py
-    file). ``compression`` (e.g. ``"gzip"``) applies to every table created."""
+    file). ``compression`` (a method of ``h5forge.io.AVAILABLE_COMPRESSION_METHODS``, e.g.
+    ``"gzip"`` or ``"zstd"``) applies to every table created."""
 
     def __init__(self, file: h5py.File, *, input: h5py.File | None = None,  # noqa: A002
                  scratch: h5py.File | None = None, dropped: Any = (),
@@ -47,8 +49,9 @@ class DataManager:
         # file beside the output instead, so the output never holds space they used.
         self.scratch = scratch
         self.dropped = tuple(d.strip("/") for d in dropped)
-        self.compression = compression
-        self.compression_opts = compression_opts
+        # any h5forge.io compression method by name (gzip, lzf, zstd, blosc2, ...)
+        self.compression, self.compression_opts = normalize_compression(
+            compression, compression_opts, f"{file.filename}: flow compression")
         self._rows: dict[str, int] = {}  # rows in use, per growing dataset path
 
     # -- tables ---------------------------------------------------------------------------------
@@ -69,10 +72,10 @@ class DataManager:
     def _growing(self, path: str, dtype: np.dtype, row_shape: tuple[int, ...],
                  fillvalue: Any = None) -> h5py.Dataset:
         itemsize = max(dtype.itemsize * int(np.prod(row_shape)), 1)
-        rows = max(1, min(65536, (1 << 20) // itemsize))  # about 1 MB chunks
+        rows = max(1, min(65536, (1 << 16) // itemsize))  # 64 KB chunks: small outputs stay small
         kwargs: dict[str, Any] = {}
         if self.compression is not None:
-            kwargs = {"compression": self.compression, "compression_opts": self.compression_opts}
+            kwargs = h5py_filter_kwargs(self.compression, self.compression_opts)
         if fillvalue is not None:
             kwargs["fillvalue"] = fillvalue
         dset = self._home(path).create_dataset(path, shape=(0,) + row_shape,
