@@ -121,7 +121,8 @@ def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: i
     generator.init()
     for stage in stages:
         _call(stage, "init", source)
-    total = dm.get_dset(source).shape[0] if dm.dset_exists(source) else 0
+    # rows to process, when known now (a generator that writes its own source says so later)
+    total = (dm.get_dset(source).shape[0] if dm.dset_exists(source) else 0) or None
     with progress_bar(total, f"flow {os.path.basename(str(cfg.path))}", progress) as bar:
         bar.unit, bar.unit_scale = "row", False
         for chunk in generator:

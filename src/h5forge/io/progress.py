@@ -9,7 +9,7 @@ from tqdm import tqdm
 __all__ = ["progress_bar"]
 
 
-def progress_bar(total: int, description: str, enabled: bool | None = None) -> tqdm:
+def progress_bar(total: int | None, description: str, enabled: bool | None = None) -> tqdm:
     """A byte-counting tqdm bar; ``enabled=None`` shows it only when stderr is a terminal."""
     if enabled is None:
         enabled = sys.stderr.isatty()
