@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import h5py
+import numpy as np
 
 from h5forge.errors import FlowConfigError, FlowError
 from h5forge.flow.config import FlowConfig, Require, load_configs
@@ -117,8 +118,8 @@ def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: i
                      resources=resources, requires=spec.requires)
               for spec, cls in zip(cfg.stages, classes["stages"])]
     for resource in resources.values():
-        resource.init()
-    generator.init()
+        _call(resource, "init", source)
+    _call(generator, "init")
     for stage in stages:
         _call(stage, "init", source)
     # rows to process, when known now (a generator that writes its own source says so later)
@@ -141,19 +142,22 @@ def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: i
             bar.update(rows)
     for stage in stages:
         _call(stage, "finish", source)
-    generator.finish()
+    _call(generator, "finish")
     for resource in resources.values():
-        resource.finish()
+        _call(resource, "finish", source)
 
 
-def _call(stage: Stage, method: str, *args: Any, chunk: Any = None) -> None:
+def _call(obj: Any, method: str, *args: Any, chunk: Any = None) -> None:
+    """Call a stage's, generator's or resource's method; its errors name it and the rows."""
     try:
-        getattr(stage, method)(*args)
+        getattr(obj, method)(*args)
     except (FlowError, FlowConfigError):
         raise
     except Exception as exc:
+        kind = ("stage" if isinstance(obj, Stage) else "generator"
+                if isinstance(obj, Generator) else "resource")
         where = f" on rows {chunk.start}:{chunk.stop}" if isinstance(chunk, slice) else ""
-        raise FlowError(f"stage {stage.name!r} ({stage.classname}) failed in {method}()"
+        raise FlowError(f"{kind} {obj.name!r} ({obj.classname}) failed in {method}()"
                         f"{where}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -171,7 +175,13 @@ def _load_require(dm: DataManager, source: str, chunk: slice, require: Require,
     if len(path) == 1 and not dm.ref_exists(source, path[0]):
         if not dm.dset_exists(path[0]):
             raise FlowError(f"{where}: no table {path[0]!r} in the output or input")
-        return dm.get_dset(path[0])[chunk]  # aligned row by row with the source
+        rows = dm.rows(path[0])  # aligned row by row with the source
+        if chunk.stop > rows:
+            raise FlowError(f"{where}: table {path[0]!r} has {rows} rows, fewer than the "
+                            f"source rows {chunk.start}:{chunk.stop} it is aligned with")
+        if require.index_only:
+            return np.arange(chunk.start, chunk.stop)
+        return dm.get_dset(path[0])[chunk]
     refs, regions, directions = [], [], []
     for a, b in zip(chain[:-1], chain[1:]):
         if not dm.ref_exists(a, b):
@@ -193,15 +203,24 @@ def _drop(out: h5py.File, paths: Iterable[str]) -> None:
         if name not in out:
             continue
         del out[name]
-        for table in list(out):
-            group = out[table]
-            refs = group.get("ref") if isinstance(group, h5py.Group) else None
-            if isinstance(refs, h5py.Group) and name in refs:
-                del refs[name]
-                if not len(refs):
-                    del group["ref"]
-                if not len(group) and not len(group.attrs):  # only held references to it
-                    del out[table]
+        for refs_path in _ref_groups(out):
+            refs = out.get(refs_path)
+            if not isinstance(refs, h5py.Group) or name not in refs:
+                continue
+            del refs[name]
+            table = refs_path.rpartition("/")[0]
+            if not len(refs):
+                del out[refs_path]
+            group = out[table] if table else None
+            if group is not None and not len(group) and not len(group.attrs):
+                del out[table]  # it only held references to the dropped table
+
+
+def _ref_groups(out: h5py.File) -> list[str]:
+    """Every ``<table>/ref`` group of a file, nested table names included."""
+    found: list[str] = []
+    out.visit(lambda p: found.append(p) if p.rsplit("/", 1)[-1] == "ref" else None)
+    return found
 
 
 def _remove(path: str) -> None:
