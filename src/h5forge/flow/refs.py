@@ -22,8 +22,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import h5py
 import numpy as np
 import numpy.ma as ma
+from h5py import h5s as _h5s
 
 from h5forge import errors as _errors
 
@@ -75,6 +77,62 @@ def _length(obj: Any) -> int:
     return int(obj.shape[0])
 
 
+def _h5_fast(table: Any) -> tuple[Any, np.dtype, Any] | None:
+    """``(dataset id, dtype, memory type)`` when ``table`` is an h5py dataset that can be read
+    through the low-level API (no object fields), else None. Compound datasets are read with
+    their file type as memory type: h5py's dtype describes its layout exactly, and HDF5 then
+    copies bytes instead of converting field by field (several times faster for small reads).
+    Other dtypes use h5py's memory type (None)."""
+    if not isinstance(table, h5py.Dataset):
+        return None
+    dsid = table.id
+    dtype = dsid.dtype
+    if dtype.hasobject:
+        return None
+    return dsid, dtype, (dsid.get_type() if dtype.names is not None else None)
+
+
+def _h5_read_span(fast: tuple[Any, np.dtype, Any], shape: tuple[int, ...], lo: int,
+                  hi: int) -> np.ndarray:
+    """Rows ``lo:hi`` (in range, ``hi > lo``) of an h5py dataset, low-level."""
+    dsid, dtype, mtype = fast
+    rest = shape[1:]
+    out = np.empty((hi - lo,) + rest, dtype=dtype)
+    fspace = dsid.get_space()
+    fspace.select_hyperslab((lo,) + (0,) * len(rest), (hi - lo,) + rest)
+    dsid.read(_h5s.create_simple(out.shape), fspace, out, mtype)
+    return out
+
+
+def _h5_read_points(fast: tuple[Any, np.dtype, Any], shape: tuple[int, ...],
+                    rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (in range, not empty) of an h5py dataset as one point selection (HDF5
+    reads points in the order given)."""
+    dsid, dtype, mtype = fast
+    rest = shape[1:]
+    out = np.empty((rows.size,) + rest, dtype=dtype)
+    if rest:
+        k = len(rest)
+        grid = np.indices(rest).reshape(k, -1).T
+        coords = np.empty((rows.size, grid.shape[0], k + 1), dtype=np.uint64)
+        coords[:, :, 0] = rows[:, np.newaxis]
+        coords[:, :, 1:] = grid[np.newaxis]
+        coords = coords.reshape(-1, k + 1)
+    else:
+        coords = rows.astype(np.uint64).reshape(-1, 1)
+    fspace = dsid.get_space()
+    fspace.select_elements(coords)
+    dsid.read(_h5s.create_simple(out.shape), fspace, out, mtype)
+    return out
+
+
+# A point costs HDF5 about 90 ns per element through the low-level API; a contiguous read about
+# 0.1 ns per byte: a span is read when it is at most _POINT_BYTES bytes per element wanted
+# (or small).
+_POINT_BYTES = 512
+_SMALL_SPAN_BYTES = 64 << 10
+
+
 def _read_rows(table: Any, rows: np.ndarray) -> np.ndarray:
     """Rows ``rows`` (sorted, unique, in range) of ``table``: a fancy index for arrays; for a
     dataset one contiguous read of the span when it is dense enough, else one point read."""
@@ -84,6 +142,23 @@ def _read_rows(table: Any, rows: np.ndarray) -> np.ndarray:
         return np.asarray(table[0:0])
     lo, hi = int(rows[0]), int(rows[-1]) + 1
     span = hi - lo
+    fast = _h5_fast(table)
+    if fast is not None:
+        shape = table.shape
+        elems = 1
+        for s in shape[1:]:
+            elems *= int(s)
+        if elems == 0:
+            return np.asarray(table[lo:hi])[rows - lo]
+        span_bytes = span * elems * fast[1].itemsize
+        if span == rows.size:
+            return _h5_read_span(fast, shape, lo, hi) if fast[2] is not None else \
+                np.asarray(table[lo:hi])
+        if span_bytes <= _SMALL_SPAN_BYTES or span_bytes <= _POINT_BYTES * rows.size * elems:
+            block = _h5_read_span(fast, shape, lo, hi) if fast[2] is not None else \
+                np.asarray(table[lo:hi])
+            return block[rows - lo]
+        return _h5_read_points(fast, shape, rows)
     row_bytes = np.dtype(table.dtype).itemsize * int(np.prod(table.shape[1:], dtype=np.int64))
     if (span <= _DENSE_FACTOR * rows.size + _DENSE_SLACK
             or (span <= _SPARSE_FACTOR * rows.size and span * row_bytes <= _SPAN_BYTES)):
@@ -351,7 +426,25 @@ def _dereference(sel: Any, ref: Any, data: Any, region: Any, mask: Any,
             raise _FlowError(f"{_name(region)}: regions point at rows {lo}..{hi} of "
                              f"{_name(ref)}, which has {_length(ref)} rows; do the region and "
                              f"reference tables belong together?")
-        block = np.asarray(ref[lo:hi])
+        starts, stops = regs["start"][valid], regs["stop"][valid]
+        if starts.size > 1:
+            # only the union of the selected rows' regions is read: merge them into runs
+            order = np.argsort(starts, kind="stable")
+            starts, stops = starts[order], np.maximum.accumulate(stops[order])
+            new_run = np.empty(starts.size, dtype=bool)
+            new_run[0] = True
+            new_run[1:] = starts[1:] > stops[:-1]
+            run_starts = starts[new_run]
+            run_stops = stops[np.append(new_run[1:], True)]
+        else:
+            run_starts, run_stops = starts, stops
+        if run_starts.size == 1:
+            block = np.asarray(ref[lo:hi])
+        else:
+            lengths = run_stops - run_starts
+            total = int(lengths.sum())
+            offsets = np.repeat(run_starts - (np.cumsum(lengths) - lengths), lengths)
+            block = np.asarray(_read_rows(ref, offsets + np.arange(total, dtype=np.int64)))
     else:
         block = whole_ref()
     if block.size == 0:
