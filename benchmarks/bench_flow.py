@@ -73,7 +73,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from _common import timed  # noqa: E402  (benchmarks/ is on sys.path)
+from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
+    fmt_ratio,
+    print_table,
+    ratio,
+    reason,
+    report_target,
+    timed,
+)
 
 CASES = ("chunks", "dereference")
 TOOLS = ("h5forge", "h5flow")
@@ -89,10 +96,6 @@ PUBLISHED = {"chunk": 0.76e-3, "per_ref": 3e-3, "deref_region": (1.3e-3, 1.6e-3)
 # ----------------------------------------------------------------------------- tools
 
 
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
-
-
 def _import_h5forge_flow():
     """``(module, None)`` or ``(None, reason)``."""
     try:
@@ -106,7 +109,7 @@ def _import_h5forge_flow():
             import h5forge.flow as module
     except Exception as exc:
         traceback.print_exc()
-        return None, f"not importable ({_reason(exc)})"
+        return None, f"not importable ({reason(exc)})"
     missing = [n for n in ("run", "dereference", "Stage") if not hasattr(module, n)]
     if missing:
         return None, f"incomplete: h5forge.flow has no {', '.join(missing)}"
@@ -253,7 +256,7 @@ def chunk_series(tool, workdir, template, rows, small_chunk):
             except Exception as exc:
                 print(f"\n[{tool}] {flow} ({label} chunks) failed:", file=sys.stderr)
                 traceback.print_exception(exc, file=sys.stderr)
-                results[flow] = {"error": f"{label} chunks: {_reason(exc)}"}
+                results[flow] = {"error": f"{label} chunks: {reason(exc)}"}
                 break
             finally:
                 if os.path.exists(out):
@@ -346,7 +349,7 @@ def deref_series(tool, path, calls, seed):
                 except Exception as exc:
                     print(f"\n[{tool}] dereference {key} failed:", file=sys.stderr)
                     traceback.print_exception(exc, file=sys.stderr)
-                    results[key] = {"error": _reason(exc)}
+                    results[key] = {"error": reason(exc)}
     return results
 
 
@@ -368,7 +371,7 @@ def probe_h5flow(args):
         done = subprocess.run([sys.executable, "-c", code], env=h5flow_env(args.h5flow_path),
                               capture_output=True, text=True, timeout=120)
     except Exception as exc:
-        return f"cannot start the h5flow process ({_reason(exc)})"
+        return f"cannot start the h5flow process ({reason(exc)})"
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]
         return f"not importable ({last[:160]}); give its source with --h5flow-path"
@@ -405,42 +408,6 @@ def fmt_time(s):
     if s < 1e-3:
         return f"{s * 1e6:.0f} us"
     return f"{s * 1e3:.2f} ms" if s < 0.1 else (f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s")
-
-
-def fmt_ratio(r):
-    if r is None:
-        return "n/a"
-    return f"{r:.2f}x" if r >= 0.1 else f"{r:.3f}x"
-
-
-def ratio(num, den):
-    if num is None or den is None or not den or not np.isfinite(num) or not np.isfinite(den):
-        return None
-    return num / den
-
-
-def print_table(title, headers, rows):
-    """First and last columns left-aligned, the others right-aligned."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-
-    def line(cells):
-        out = []
-        for i, (cell, w) in enumerate(zip(cells, widths)):
-            left = i == 0 or i == len(cells) - 1
-            out.append(str(cell).ljust(w) if left else str(cell).rjust(w))
-        return "  ".join(out).rstrip()
-
-    print(f"\n{title}")
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-
-
-def report_target(description, shown, passed):
-    """``passed`` is True, False or None (could not be measured)."""
-    status = "n/a " if passed is None else ("PASS" if passed else "MISS")
-    print(f"  {status}  {description}: {shown}")
 
 
 def fmt_speedup(speedup):
@@ -516,7 +483,7 @@ def case_chunks(args, workdir, tools):
                 merge_best(best[tool], result)
             except Exception as exc:
                 traceback.print_exception(exc, file=sys.stderr)
-                missing[tool] = _reason(exc)
+                missing[tool] = reason(exc)
     many = -(-rows // small)
     figures = {}
     for tool in tools:
@@ -584,7 +551,7 @@ def case_dereference(args, workdir, tools):
                 results[tool] = deref_series(tool, path, args.calls, args.seed)
         except Exception as exc:
             traceback.print_exception(exc, file=sys.stderr)
-            results[tool] = {"error": _reason(exc)}
+            results[tool] = {"error": reason(exc)}
     keys = [f"{name}|{r}" for name in deref_selections(args.seed) for r in ("region",
                                                                            "no region")]
 

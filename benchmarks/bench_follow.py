@@ -82,7 +82,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from _common import timed  # noqa: E402  (benchmarks/ is on sys.path)
+from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
+    fmt_ratio,
+    print_table,
+    ratio,
+    reason,
+    report_target,
+    timed,
+)
 
 CASES = ("poll", "latency", "static")
 POLL_KEYS = (1_000, 100_000, 1_000_000)
@@ -92,10 +99,6 @@ KEY_CHUNK = 4096  # the key chunks LiveWriter uses for a growing key
 SWMR_SLEEP_DIVISOR = 20  # swmr-tools' KeyFollower sleeps timeout / 20 between polls
 
 # ----------------------------------------------------------------------------- tools
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
 
 
 def _import_h5forge_follow():
@@ -116,8 +119,8 @@ def _import_h5forge_follow():
             sys.path.insert(0, str(src))
             module = attempt()
     except Exception as exc:  # ImportError, or a broken module
-        reason = f"h5forge.follow not importable ({_reason(exc)})"
-        return types.SimpleNamespace(), {n: reason for n in names}, traceback.format_exc()
+        why = f"h5forge.follow not importable ({reason(exc)})"
+        return types.SimpleNamespace(), {n: why for n in names}, traceback.format_exc()
     found, missing = types.SimpleNamespace(module=module), {}
     for name in names:
         if hasattr(module, name):
@@ -134,7 +137,7 @@ def _import_swmr_tools():
         from swmr_tools.datasource import FrameReader
     except Exception as exc:
         hint = "pip install swmr-tools blosc"
-        return None, f"swmr-tools not importable ({_reason(exc)}; {hint})"
+        return None, f"swmr-tools not importable ({reason(exc)}; {hint})"
     return types.SimpleNamespace(module=swmr_tools, KeyFollower=swmr_tools.KeyFollower,
                                  DataSource=swmr_tools.DataSource, FrameReader=FrameReader,
                                  keyfollower=keyfollower), None
@@ -167,54 +170,18 @@ def fmt_time(s):
     return f"{s * 1e3:.2f} ms" if s < 0.1 else (f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s")
 
 
-def fmt_ratio(r):
-    if r is None:
-        return "n/a"
-    return f"{r:.2f}x" if r >= 0.1 else f"{r:.3f}x"
-
-
 def fmt_rate(r):
     return "n/a" if r is None else f"{r:,.0f}"
-
-
-def ratio(num, den):
-    if num is None or den is None or not den or not np.isfinite(num) or not np.isfinite(den):
-        return None
-    return num / den
 
 
 def percentile(values, q):
     return float(np.percentile(values, q)) if len(values) else None
 
 
-def print_table(title, headers, rows, left=(0,)):
-    """Columns in ``left`` (and the last one) left-aligned, the others right-aligned."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-
-    def line(cells):
-        out = []
-        for i, (cell, w) in enumerate(zip(cells, widths)):
-            lft = i in left or i == len(cells) - 1
-            out.append(str(cell).ljust(w) if lft else str(cell).rjust(w))
-        return "  ".join(out).rstrip()
-
-    print(f"\n{title}")
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-
-
-def report_target(description, shown, passed):
-    """``passed`` is True, False or None (could not be measured)."""
-    status = "n/a " if passed is None else ("PASS" if passed else "MISS")
-    print(f"  {status}  {description}: {shown}")
-
-
 def report_failure(what, exc):
     print(f"\n[{what}] failed:", file=sys.stderr)
     traceback.print_exception(exc, file=sys.stderr)
-    return _reason(exc)
+    return reason(exc)
 
 
 def open_swmr(path):

@@ -95,7 +95,14 @@ def _import_h5forge():
 
 
 h5forge = _import_h5forge()
-from _common import drop_cache, timed  # noqa: E402  (benchmarks/ is on sys.path)
+from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
+    drop_cache,
+    fmt_ratio,
+    print_table,
+    ratio,
+    report_target,
+    timed,
+)
 
 from h5forge.io import (  # noqa: E402
     DatasetConfiguration,
@@ -342,41 +349,6 @@ def fmt_ms(s):
     if s is None:
         return "n/a"
     return f"{s * 1e3:.2f}" if s < 0.1 else f"{s * 1e3:.0f}"
-
-
-def fmt_ratio(r):
-    if r is None:
-        return "n/a"
-    return f"{r:.2f}x" if r >= 0.1 else f"{r:.3f}x"
-
-
-def ratio(num, den):
-    if num is None or den is None or not den or not np.isfinite(num) or not np.isfinite(den):
-        return None
-    return num / den
-
-
-def print_table(title, headers, rows, left=(0,)):
-    """Columns in ``left`` (and the last one) left-aligned, the others right-aligned."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-
-    def line(cells):
-        out = []
-        for i, (cell, w) in enumerate(zip(cells, widths)):
-            lft = i in left or i == len(cells) - 1
-            out.append(str(cell).ljust(w) if lft else str(cell).rjust(w))
-        return "  ".join(out).rstrip()
-
-    print(f"\n{title}")
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-
-
-def report_target(description, shown, passed):
-    status = "n/a " if passed is None else ("PASS" if passed else "MISS")
-    print(f"  {status}  {description}: {shown}")
 
 
 def fmt_shape(shape):

@@ -66,7 +66,13 @@ from typing import Any, Callable
 
 import h5py
 import numpy as np
-from _common import drop_cache, timed  # noqa: E402  (benchmarks/ is on sys.path)
+from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
+    drop_cache,
+    fmt_ratio,
+    print_table,
+    ratio,
+    timed,
+)
 
 MIB = 1024**2
 CASES = ("records", "tree", "array", "neo")
@@ -295,32 +301,6 @@ def fmt_size(n):
         if n >= scale:
             return f"{n / scale:.2f} {unit}"
     return f"{n} B"
-
-
-def print_table(title, headers, rows):
-    """First column left-aligned, the others right-aligned, the last one left-aligned (notes)."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-
-    def line(cells):
-        out = []
-        for i, (cell, w) in enumerate(zip(cells, widths)):
-            left = i == 0 or i == len(cells) - 1
-            out.append(str(cell).ljust(w) if left else str(cell).rjust(w))
-        return "  ".join(out).rstrip()
-
-    print(f"\n{title}")
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-
-
-def ratio(num, den):
-    return num / den if den and np.isfinite(num) and np.isfinite(den) else None
-
-
-def fmt_ratio(r):
-    return "n/a" if r is None else f"{r:.2f}x"
 
 
 def results_table(title, results, nbytes=None):

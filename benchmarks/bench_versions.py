@@ -76,16 +76,20 @@ from typing import Any
 
 import h5py
 import numpy as np
-from _common import drop_cache, timed  # noqa: E402  (benchmarks/ is on sys.path)
+from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
+    drop_cache,
+    fmt_ratio,
+    print_table,
+    ratio,
+    reason,
+    report_target,
+    timed,
+)
 
 CASES = ("commits", "vector", "reads", "history")
 SLACK = 8192  # the "+ 8 KB" of the growth targets, in bytes
 
 # ----------------------------------------------------------------------------- tools
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
 
 
 def _import_h5forge_versions():
@@ -104,7 +108,7 @@ def _import_h5forge_versions():
             sys.path.insert(0, str(src))
             module = attempt()
     except Exception as exc:  # ImportError, or a broken module
-        return None, f"not importable ({_reason(exc)})", traceback.format_exc()
+        return None, f"not importable ({reason(exc)})", traceback.format_exc()
     if not hasattr(module, "VersionedFile"):
         return None, f"incomplete: {module.__name__} has no VersionedFile", None
     return module, None, None
@@ -114,7 +118,7 @@ def _import_versioned_hdf5():
     try:
         import versioned_hdf5
     except Exception as exc:
-        return None, f"not importable ({_reason(exc)}; pip install versioned-hdf5)"
+        return None, f"not importable ({reason(exc)}; pip install versioned-hdf5)"
     return versioned_hdf5, None
 
 
@@ -235,7 +239,7 @@ class Run:
         return self.error is None
 
     def fail(self, exc, where):
-        self.error = f"{where}: {_reason(exc)}"
+        self.error = f"{where}: {reason(exc)}"
         print(f"\n[{self.tool.name}] {where} failed:", file=sys.stderr)
         traceback.print_exception(exc, file=sys.stderr)
         if self.session is not None:
@@ -388,44 +392,8 @@ def fmt_bytes(n):
     return f"{n / 2**20:,.2f} MiB"
 
 
-def fmt_ratio(r):
-    if r is None:
-        return "n/a"
-    return f"{r:.2f}x" if r >= 0.1 else f"{r:.3f}x"
-
-
-def ratio(num, den):
-    if num is None or den is None or not den or not np.isfinite(num) or not np.isfinite(den):
-        return None
-    return num / den
-
-
 def median(values):
     return statistics.median(values) if values else None
-
-
-def print_table(title, headers, rows):
-    """First and last columns left-aligned, the others right-aligned."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-
-    def line(cells):
-        out = []
-        for i, (cell, w) in enumerate(zip(cells, widths)):
-            left = i == 0 or i == len(cells) - 1
-            out.append(str(cell).ljust(w) if left else str(cell).rjust(w))
-        return "  ".join(out).rstrip()
-
-    print(f"\n{title}")
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-
-
-def report_target(description, shown, passed):
-    """``passed`` is True, False or None (could not be measured)."""
-    status = "n/a " if passed is None else ("PASS" if passed else "MISS")
-    print(f"  {status}  {description}: {shown}")
 
 
 def by_name(runs):
@@ -614,7 +582,7 @@ def case_reads(args, workdir):
                     raise CheckError(f"row {i} differs from the current version")
                 reader.best["row"] = min(reader.best.get("row", np.inf), seconds)
             except Exception as exc:
-                reader.error = _reason(exc)
+                reader.error = reason(exc)
                 print(f"\n[{reader.name}] read failed:", file=sys.stderr)
                 traceback.print_exception(exc, file=sys.stderr)
 
@@ -676,7 +644,7 @@ def history_in_child(run, args, workdir):
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
     except Exception as exc:
-        run.error = f"child process: {_reason(exc)}"
+        run.error = f"child process: {reason(exc)}"
         return
     run.error, run.note = result["error"], result["note"]
     run.times, run.sizes, run.values = result["times"], result["sizes"], result["values"]
