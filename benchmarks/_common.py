@@ -4,12 +4,18 @@ file from the page cache, ratios, and the tables and target lines they print."""
 from __future__ import annotations
 
 import gc
+import importlib
 import os
+import platform
+import sys
 import time
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["timed", "drop_cache", "reason", "ratio", "fmt_ratio", "print_table", "report_target"]
+__all__ = ["timed", "drop_cache", "reason", "ratio", "fmt_ratio", "print_table", "report_target",
+           "fmt_time", "import_from_checkout", "package_version", "machine_line"]
 
 
 def timed(fn, *args):
@@ -78,3 +84,42 @@ def report_target(description, shown, passed):
     """One target line: ``passed`` is True, False or None (could not be measured)."""
     status = "n/a " if passed is None else ("PASS" if passed else "MISS")
     print(f"  {status}  {description}: {shown}")
+
+
+def fmt_time(s):
+    """Short durations: ``45.3 us``, ``812 us``, ``3.21 ms``, ``120 ms``, ``2.49 s``."""
+    if s is None:
+        return "n/a"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} us" if s < 1e-4 else f"{s * 1e6:.0f} us"
+    return f"{s * 1e3:.2f} ms" if s < 0.1 else (f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s")
+
+
+def import_from_checkout(name: str):
+    """Import module ``name`` (e.g. ``h5forge.versions``); when h5forge is not installed,
+    from the ``src`` directory of this checkout."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        src = Path(__file__).resolve().parents[1] / "src"
+        if "h5forge" in sys.modules or not (src / "h5forge").is_dir():
+            raise
+        sys.path.insert(0, str(src))
+        return importlib.import_module(name)
+
+
+def package_version(name: str) -> str:
+    """The installed version of distribution ``name``, or ``not installed``."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_line(cpus: bool = False) -> str:
+    """Python, numpy, h5py and HDF5 versions and the platform (and CPU count)."""
+    import h5py
+
+    line = (f"python {platform.python_version()}, numpy {np.__version__}, h5py "
+            f"{h5py.__version__} (HDF5 {h5py.version.hdf5_version}), {platform.platform()}")
+    return line + (f", {os.cpu_count()} CPUs" if cpus else "")

@@ -60,7 +60,6 @@ import gc
 import io
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -75,6 +74,9 @@ import h5py
 import numpy as np
 from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     fmt_ratio,
+    fmt_time,
+    machine_line,
+    package_version,
     print_table,
     ratio,
     reason,
@@ -402,14 +404,6 @@ def child_main(case, spec):
 # ----------------------------------------------------------------------------- reporting
 
 
-def fmt_time(s):
-    if s is None:
-        return "n/a"
-    if s < 1e-3:
-        return f"{s * 1e6:.0f} us"
-    return f"{s * 1e3:.2f} ms" if s < 0.1 else (f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s")
-
-
 def fmt_speedup(speedup):
     """``peer / ours`` as "N.NNx faster" or "N.NNx slower"."""
     if speedup is None:
@@ -650,14 +644,8 @@ def parse_args(argv=None):
 
 
 def print_environment(args, h5flow_missing):
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ours = version("h5forge")
-    except PackageNotFoundError:
-        ours = "source checkout"
-    print(f"python {platform.python_version()}, numpy {np.__version__}, h5py {h5py.__version__} "
-          f"(HDF5 {h5py.version.hdf5_version}), {platform.platform()}")
+    ours = package_version("h5forge")
+    print(machine_line())
     peer = (f"n/a ({h5flow_missing})" if h5flow_missing
             else f"{getattr(args, 'h5flow_file', '?')} (serial, H5FLOW_NOMPI=1)")
     print(f"h5forge.flow: {ours}; h5flow: {peer}")

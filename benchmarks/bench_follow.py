@@ -69,7 +69,6 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -78,12 +77,15 @@ import time
 import traceback
 import types
 from contextlib import contextmanager
-from pathlib import Path
 
 import h5py
 import numpy as np
 from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     fmt_ratio,
+    fmt_time,
+    import_from_checkout,
+    machine_line,
+    package_version,
     print_table,
     ratio,
     reason,
@@ -105,19 +107,8 @@ def _import_h5forge_follow():
     """``(namespace of the names found, {name: reason missing}, traceback text or None)``."""
     names = ("Follower", "FrameReader", "frames", "LiveWriter")
 
-    def attempt():
-        import h5forge.follow as module
-        return module
-
     try:
-        try:
-            module = attempt()
-        except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
-            src = Path(__file__).resolve().parents[1] / "src"
-            if "h5forge" in sys.modules or not (src / "h5forge").is_dir():
-                raise
-            sys.path.insert(0, str(src))
-            module = attempt()
+        module = import_from_checkout("h5forge.follow")
     except Exception as exc:  # ImportError, or a broken module
         why = f"h5forge.follow not importable ({reason(exc)})"
         return types.SimpleNamespace(), {n: why for n in names}, traceback.format_exc()
@@ -160,14 +151,6 @@ class CheckError(Exception):
 
 
 # ----------------------------------------------------------------------------- formatting
-
-
-def fmt_time(s):
-    if s is None:
-        return "n/a"
-    if s < 1e-3:
-        return f"{s * 1e6:.1f} us" if s < 1e-4 else f"{s * 1e6:.0f} us"
-    return f"{s * 1e3:.2f} ms" if s < 0.1 else (f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s")
 
 
 def fmt_rate(r):
@@ -788,26 +771,17 @@ def parse_args(argv=None):
 
 
 def print_environment():
-    from importlib.metadata import PackageNotFoundError, version
-
-    def ver(name):
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    print(f"python {platform.python_version()}, numpy {np.__version__}, h5py {h5py.__version__} "
-          f"(HDF5 {h5py.version.hdf5_version}), {platform.platform()}, {os.cpu_count()} CPUs")
+    print(machine_line(cpus=True))
     if hasattr(H5F, "module"):
         where = H5F.module.__file__ or list(H5F.module.__path__)[0]
-        ours = f"{ver('h5forge')} ({where})"
+        ours = f"{package_version('h5forge')} ({where})"
         if H5F_MISSING:
             ours += f"; missing: {', '.join(sorted(H5F_MISSING))}"
     else:
         ours = next(iter(H5F_MISSING.values()))
     print(f"h5forge.follow: {ours}")
-    print(f"swmr-tools: {ver('swmr-tools') if SWMR is not None else SWMR_MISSING} "
-          f"(blosc {ver('blosc')})")
+    print(f"swmr-tools: {package_version('swmr-tools') if SWMR is not None else SWMR_MISSING} "
+          f"(blosc {package_version('blosc')})")
     if H5F_TRACEBACK:
         print(H5F_TRACEBACK, file=sys.stderr)
 

@@ -55,7 +55,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -98,6 +97,8 @@ h5forge = _import_h5forge()
 from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     drop_cache,
     fmt_ratio,
+    machine_line,
+    package_version,
     print_table,
     ratio,
     report_target,
@@ -667,18 +668,9 @@ def parse_args(argv=None):
 
 
 def print_environment():
-    from importlib.metadata import PackageNotFoundError, version
-
-    def ver(name):
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    print(f"python {platform.python_version()}, numpy {np.__version__}, h5py {h5py.__version__} "
-          f"(HDF5 {h5py.version.hdf5_version}), {platform.platform()}, {os.cpu_count()} CPUs")
+    print(machine_line(cpus=True))
     print(f"h5forge {getattr(h5forge, '__version__', '?')} ({Path(h5forge.__file__).parent}), "
-          f"neuroconv {ver('neuroconv')}, hdmf {ver('hdmf')}")
+          f"neuroconv {package_version('neuroconv')}, hdmf {package_version('hdmf')}")
 
 
 def main(argv=None):

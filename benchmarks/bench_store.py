@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import platform
 import random
 import sys
 import tempfile
@@ -69,6 +68,7 @@ import numpy as np
 from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     drop_cache,
     fmt_ratio,
+    machine_line,
     print_table,
     ratio,
     timed,
@@ -561,8 +561,7 @@ def parse_args(argv=None):
 def print_environment():
     def version(module, missing):
         return getattr(module, "__version__", "?") if module is not None else missing
-    print(f"python {platform.python_version()}, numpy {np.__version__}, h5py {h5py.__version__} "
-          f"(HDF5 {h5py.version.hdf5_version}), {platform.platform()}")
+    print(machine_line())
     where = f" ({Path(h5forge.__file__).parent})" if h5forge is not None else ""
     print(f"h5forge {version(h5forge, H5FORGE_MISSING)}{where}, "
           f"hickle {version(hickle, HICKLE_MISSING)}, h5io {version(h5io, H5IO_MISSING)}, "

@@ -64,7 +64,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -79,6 +78,10 @@ import numpy as np
 from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     drop_cache,
     fmt_ratio,
+    fmt_time,
+    import_from_checkout,
+    machine_line,
+    package_version,
     print_table,
     ratio,
     reason,
@@ -94,19 +97,8 @@ SLACK = 8192  # the "+ 8 KB" of the growth targets, in bytes
 
 def _import_h5forge_versions():
     """``(module, None, None)`` or ``(None, reason, traceback text)``."""
-    def attempt():
-        import h5forge.versions as module
-        return module
-
     try:
-        try:
-            module = attempt()
-        except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
-            src = Path(__file__).resolve().parents[1] / "src"
-            if "h5forge" in sys.modules or not (src / "h5forge").is_dir():
-                raise
-            sys.path.insert(0, str(src))
-            module = attempt()
+        module = import_from_checkout("h5forge.versions")
     except Exception as exc:  # ImportError, or a broken module
         return None, f"not importable ({reason(exc)})", traceback.format_exc()
     if not hasattr(module, "VersionedFile"):
@@ -374,14 +366,6 @@ def verify(runs, original, changes):
 
 
 # ----------------------------------------------------------------------------- reporting
-
-
-def fmt_time(s):
-    if s is None:
-        return "n/a"
-    if s < 1e-3:
-        return f"{s * 1e6:.0f} us"
-    return f"{s * 1e3:.2f} ms" if s < 0.1 else (f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s")
 
 
 def fmt_bytes(n):
@@ -748,22 +732,13 @@ def parse_args(argv=None):
 
 
 def print_environment():
-    from importlib.metadata import PackageNotFoundError, version
-
-    def ver(name):
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    print(f"python {platform.python_version()}, numpy {np.__version__}, h5py {h5py.__version__} "
-          f"(HDF5 {h5py.version.hdf5_version}), {platform.platform()}")
+    print(machine_line())
     if h5forge_versions is not None:
-        ours = f"{ver('h5forge')} ({Path(h5forge_versions.__file__).parent})"
+        ours = f"{package_version('h5forge')} ({Path(h5forge_versions.__file__).parent})"
     else:
         ours = H5FORGE_MISSING
     print(f"h5forge.versions: {ours}; versioned-hdf5: "
-          f"{ver('versioned-hdf5') if versioned_hdf5 is not None else VH5_MISSING}")
+          f"{package_version('versioned-hdf5') if versioned_hdf5 is not None else VH5_MISSING}")
     if H5FORGE_IMPORT_TRACEBACK:
         print(H5FORGE_IMPORT_TRACEBACK, file=sys.stderr)
 
