@@ -22,7 +22,7 @@ from h5forge.io._text import dtype_from_text, dtype_to_text
 from h5forge.versions.pool import ChunkPool
 
 __all__ = ["DatasetMeta", "grid_shape", "chunk_box", "select", "MAX_DEPTH", "read_map",
-           "write_node", "assemble"]
+           "write_node", "assemble", "overlapping_chunks", "MetaView"]
 
 #: Longest chain of delta maps before a snapshot is written.
 MAX_DEPTH = 16
@@ -212,20 +212,47 @@ def assemble(starts: tuple[int, ...], stops: tuple[int, ...], meta: DatasetMeta,
         return out
     if not out.size:
         return out
-    first = [a // c for a, c in zip(starts, meta.chunks)]
-    last = [(b - 1) // c for b, c in zip(stops, meta.chunks)]
+    for index, in_box, in_chunk in overlapping_chunks(starts, stops, meta.chunks):
+        chunk = chunk_of(index)
+        out[in_box] = meta.fillvalue if chunk is None else chunk[in_chunk]
+    return out
+
+
+def overlapping_chunks(starts: tuple[int, ...], stops: tuple[int, ...], chunks: tuple[int, ...]):
+    """``(chunk index, part of the box, part of the chunk)`` for every chunk the box
+    ``[starts, stops)`` overlaps: the two parts are the same elements."""
+    first = [a // c for a, c in zip(starts, chunks)]
+    last = [(b - 1) // c for b, c in zip(stops, chunks)]
     for index in itertools.product(*(range(f, g + 1) for f, g in zip(first, last))):
-        box = chunk_box(index, meta.chunks)
+        box = chunk_box(index, chunks)
         lo = [max(a, b.start) for a, b in zip(starts, box)]
         hi = [min(a, b.stop) for a, b in zip(stops, box)]
-        dst = tuple(slice(lo_ - s, hi_ - s) for lo_, hi_, s in zip(lo, hi, starts))
-        chunk = chunk_of(index)
-        if chunk is None:
-            out[dst] = meta.fillvalue
-        else:
-            src = tuple(slice(lo_ - b.start, hi_ - b.start) for lo_, hi_, b in zip(lo, hi, box))
-            out[dst] = chunk[src]
-    return out
+        yield (index,
+               tuple(slice(a - s, z - s) for a, z, s in zip(lo, hi, starts)),
+               tuple(slice(a - b.start, z - b.start) for a, z, b in zip(lo, hi, box)))
+
+
+class MetaView:
+    """h5py's read-only dataset properties, from a :class:`DatasetMeta` in ``self.meta``."""
+
+    meta: DatasetMeta
+    shape = property(lambda self: self.meta.shape)
+    dtype = property(lambda self: self.meta.dtype)
+    chunks = property(lambda self: self.meta.chunks or None)
+    maxshape = property(lambda self: self.meta.maxshape)
+    fillvalue = property(lambda self: self.meta.fillvalue)
+    compression = property(lambda self: self.meta.compression)
+    compression_opts = property(lambda self: self.meta.compression_opts)
+    ndim = property(lambda self: len(self.meta.shape))
+    size = property(lambda self: int(np.prod(self.meta.shape)))
+
+    def __len__(self) -> int:
+        if not self.meta.shape:
+            raise TypeError("len() of a 0-d dataset")
+        return self.meta.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[()], dtype=dtype)
 
 
 def pool_chunk_reader(slots: np.ndarray, pool: ChunkPool | None):

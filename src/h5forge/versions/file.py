@@ -16,6 +16,7 @@ from h5forge.errors import CorruptFileError, TargetError, UnknownVersionError, V
 from h5forge.versions.chunks import (
     META,
     DatasetMeta,
+    MetaView,
     assemble,
     chunk_box,
     is_fill,
@@ -66,26 +67,13 @@ class _Stage:
         return StagedGroup(self, path, node, _user_attrs(node))
 
 
-class VersionDataset:
+class VersionDataset(MetaView):
     """A read-only dataset of a committed version (numpy-style reads)."""
 
     def __init__(self, vf: VersionedFile, node: h5py.Group, path: str, version: str):
         self._vf, self._node, self.name, self.version = vf, node, path, version
         self.meta = DatasetMeta.from_node(node)
         self.attrs = _ReadOnlyAttrs(_user_attrs(node), path)
-
-    shape = property(lambda self: self.meta.shape)
-    dtype = property(lambda self: self.meta.dtype)
-    chunks = property(lambda self: self.meta.chunks or None)
-    maxshape = property(lambda self: self.meta.maxshape)
-    fillvalue = property(lambda self: self.meta.fillvalue)
-    ndim = property(lambda self: len(self.meta.shape))
-    size = property(lambda self: int(np.prod(self.meta.shape)))
-
-    def __len__(self) -> int:
-        if not self.meta.shape:
-            raise TypeError("len() of a 0-d dataset")
-        return self.meta.shape[0]
 
     def __repr__(self) -> str:
         return f"<versioned dataset {self.name!r}: shape {self.shape}, type {self.dtype}>"
@@ -102,9 +90,6 @@ class VersionDataset:
         slots = read_map(self._node, self._vf._map_cache)
         pool = self._vf._pool(self.meta, create=False)
         return assemble(starts, stops, self.meta, pool_chunk_reader(slots, pool))[local]
-
-    def __array__(self, dtype=None, copy=None):
-        return np.asarray(self[()], dtype=dtype)
 
     def __setitem__(self, selection: Any, value: Any) -> None:
         raise VersionError(f"{self.name}: committed versions are read-only; write in "

@@ -21,10 +21,12 @@ from h5forge.versions.chunks import (
     FILL,
     META,
     DatasetMeta,
+    MetaView,
     assemble,
     chunk_box,
     grid_shape,
     is_fill,
+    overlapping_chunks,
     read_map,
     select,
 )
@@ -65,7 +67,7 @@ def _user_attrs(node: h5py.HLObject) -> dict[str, Any]:
     return {k: v for k, v in node.attrs.items() if k not in _RESERVED_ATTRS}
 
 
-class StagedDataset:
+class StagedDataset(MetaView):
     """A dataset in a stage: numpy-style reads and writes, ``resize``, ``attrs``."""
 
     def __init__(self, stage, path: str, meta: DatasetMeta, base: h5py.Group | None,
@@ -79,26 +81,6 @@ class StagedDataset:
             np.full(meta.grid, -1, dtype=np.int64)
         self.touched: dict[tuple[int, ...], np.ndarray] = {}
         self.reshaped = False
-
-    # -- what h5py shows ----------------------------------------------------------------------
-    shape = property(lambda self: self.meta.shape)
-    dtype = property(lambda self: self.meta.dtype)
-    chunks = property(lambda self: self.meta.chunks or None)
-    maxshape = property(lambda self: self.meta.maxshape)
-    fillvalue = property(lambda self: self.meta.fillvalue)
-    compression = property(lambda self: self.meta.compression)
-    compression_opts = property(lambda self: self.meta.compression_opts)
-    ndim = property(lambda self: len(self.meta.shape))
-    size = property(lambda self: int(np.prod(self.meta.shape)))
-
-    def __len__(self) -> int:
-        if not self.meta.shape:
-            raise TypeError("len() of a 0-d dataset")
-        return self.meta.shape[0]
-
-    def __array__(self, dtype=None, copy=None):
-        data = self[()]
-        return np.asarray(data, dtype=dtype)
 
     def __repr__(self) -> str:
         return f"<staged dataset {self.name!r}: shape {self.shape}, type {self.dtype}>"
@@ -141,18 +123,11 @@ class StagedDataset:
         if not box.size:
             return
         stops = tuple(a + n for a, n in zip(starts, box.shape))
-        first = [a // c for a, c in zip(starts, meta.chunks)]
-        last = [(b - 1) // c for b, c in zip(stops, meta.chunks)]
-        for index in itertools.product(*(range(f, g + 1) for f, g in zip(first, last))):
-            chunk_slices = chunk_box(index, meta.chunks)
-            lo = [max(a, b.start) for a, b in zip(starts, chunk_slices)]
-            hi = [min(a, b.stop) for a, b in zip(stops, chunk_slices)]
+        for index, in_box, in_chunk in overlapping_chunks(starts, stops, meta.chunks):
             chunk = self._chunk(index)
             chunk = np.full(meta.chunks, meta.fillvalue, dtype=meta.dtype) if chunk is None \
                 else chunk.copy() if index not in self.touched else chunk
-            dst = tuple(slice(a - b.start, z - b.start) for a, z, b in zip(lo, hi, chunk_slices))
-            src = tuple(slice(a - s, z - s) for a, z, s in zip(lo, hi, starts))
-            chunk[dst] = box[src]
+            chunk[in_chunk] = box[in_box]
             self.touched[index] = chunk
 
     def write_all(self, data: np.ndarray) -> None:
