@@ -114,7 +114,17 @@ class Require:
 
 
 @dataclass
-class GeneratorSpec:
+class _Located:
+    """Where a spec comes from, for errors raised later (loading, instantiating)."""
+
+    #: Message prefix naming the file and key.
+    where: str = field(default="", compare=False, repr=False, kw_only=True)
+    #: Directory a relative ``.py`` ``path`` is resolved against (the config file's).
+    base_dir: Path = field(default=Path("."), compare=False, repr=False, kw_only=True)
+
+
+@dataclass
+class GeneratorSpec(_Located):
     """A generator: ``name`` is its top-level key (or the dataset path for the default one)."""
 
     name: str
@@ -122,15 +132,11 @@ class GeneratorSpec:
     path: str | None = None
     dset_name: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    #: Message prefix naming the file and key, for errors raised later (loading, instantiating).
-    where: str = field(default="", compare=False, repr=False)
-    #: Directory a relative ``.py`` ``path`` is resolved against (the config file's).
-    base_dir: Path = field(default=Path("."), compare=False, repr=False)
     kind = "generator"
 
 
 @dataclass
-class StageSpec:
+class StageSpec(_Located):
     """A stage, in the order ``flow.stages`` lists it."""
 
     name: str
@@ -138,20 +144,16 @@ class StageSpec:
     path: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     requires: list[Require] = field(default_factory=list)
-    where: str = field(default="", compare=False, repr=False)
-    base_dir: Path = field(default=Path("."), compare=False, repr=False)
     kind = "stage"
 
 
 @dataclass
-class ResourceSpec:
+class ResourceSpec(_Located):
     """A resource (one instance per class, reached by its class name)."""
 
     classname: str
     path: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    where: str = field(default="", compare=False, repr=False)
-    base_dir: Path = field(default=Path("."), compare=False, repr=False)
     kind = "resource"
 
 
