@@ -937,48 +937,30 @@ class TestSlicing:
                 g["other"] = [0]
         return path, a1, a2
 
-    @pytest.mark.parametrize("sel", SELECTIONS_1D, ids=sel_id)
-    def test_read_1d(self, sliced, sel):
-        path, a1, _ = sliced
+    CASES = [("a1", sel) for sel in SELECTIONS_1D] + [("a2", sel) for sel in SELECTIONS_2D]
+
+    @pytest.mark.parametrize("name, sel", CASES, ids=[f"{n}{sel_id(s)}" for n, s in CASES])
+    def test_read(self, sliced, name, sel):
+        path, a1, a2 = sliced
+        data = {"a1": a1, "a2": a2}[name]
         with VersionedFile(path, "r") as vf:
-            assert_values(vf["v1"]["a1"][sel], a1[sel])
-            assert_values(vf["v2"]["a1"][sel], a1[sel])  # the current version
+            assert_values(vf["v1"][name][sel], data[sel])
+            assert_values(vf["v2"][name][sel], data[sel])  # the current version
         with VersionedFile(path, "a") as vf:
             with vf.stage_version("v3") as g:
-                assert_values(g["a1"][sel], a1[sel])
+                assert_values(g[name][sel], data[sel])
 
-    @pytest.mark.parametrize("sel", SELECTIONS_2D, ids=sel_id)
-    def test_read_2d(self, sliced, sel):
-        path, _, a2 = sliced
-        with VersionedFile(path, "r") as vf:
-            assert_values(vf["v1"]["a2"][sel], a2[sel])
-            assert_values(vf["v2"]["a2"][sel], a2[sel])
-        with VersionedFile(path, "a") as vf:
-            with vf.stage_version("v3") as g:
-                assert_values(g["a2"][sel], a2[sel])
-
-    @pytest.mark.parametrize("sel", [s for s in SELECTIONS_1D], ids=sel_id)
-    def test_write_1d(self, sliced, sel, tmp_path):
-        path, a1, _ = sliced
-        expected = a1.copy()
+    @pytest.mark.parametrize("name, sel", CASES, ids=[f"{n}{sel_id(s)}" for n, s in CASES])
+    def test_write(self, sliced, name, sel, tmp_path):
+        path, a1, a2 = sliced
+        data = {"a1": a1, "a2": a2}[name]
+        expected = data.copy()
         value = -np.arange(np.asarray(expected[sel]).size).reshape(np.shape(expected[sel])) - 1
         expected[sel] = value
-        commit(path, "v3", lambda g: g["a1"].__setitem__(sel, value))
+        commit(path, "v3", lambda g: g[name].__setitem__(sel, value))
         with VersionedFile(path, "r") as vf:
-            assert_values(vf["v3"]["a1"][:], expected)
-            assert_values(vf["v1"]["a1"][:], a1)
-        check_mirror(path, tmp_path)
-
-    @pytest.mark.parametrize("sel", SELECTIONS_2D, ids=sel_id)
-    def test_write_2d(self, sliced, sel, tmp_path):
-        path, _, a2 = sliced
-        expected = a2.copy()
-        value = -np.arange(np.asarray(expected[sel]).size).reshape(np.shape(expected[sel])) - 1
-        expected[sel] = value
-        commit(path, "v3", lambda g: g["a2"].__setitem__(sel, value))
-        with VersionedFile(path, "r") as vf:
-            assert_values(vf["v3"]["a2"][:], expected)
-            assert_values(vf["v1"]["a2"][:], a2)
+            assert_values(vf["v3"][name][:], expected)
+            assert_values(vf["v1"][name][:], data)
         check_mirror(path, tmp_path)
 
     def test_broadcast_write(self, sliced, tmp_path):
