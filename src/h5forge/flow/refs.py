@@ -25,9 +25,9 @@ from typing import Any, Callable, Sequence
 import h5py
 import numpy as np
 import numpy.ma as ma
-from h5py import h5s as _h5s
 
 from h5forge import errors as _errors
+from h5forge.flow._rows import fast_table, read_points, read_span
 
 __all__ = [
     "REGION_DTYPE",
@@ -64,11 +64,36 @@ def _name(obj: Any) -> str:
     return f"<{type(obj).__name__}>"
 
 
+class _Dataset:
+    """An h5py dataset with its shape, dtype and low-level handles looked up once per call:
+    h5py asks HDF5 for the ``shape`` of a dataset in a writable file on every access (about
+    8 microseconds), and a dereference needs it many times."""
+
+    __slots__ = ("dataset", "shape", "dtype", "fast")
+
+    def __init__(self, dataset: h5py.Dataset):
+        self.dataset, self.shape, self.dtype = dataset, dataset.shape, dataset.dtype
+        self.fast = fast_table(dataset)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.dataset[key]
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def file(self) -> h5py.File:
+        return self.dataset.file
+
+
 def _as_table(obj: Any) -> Any:
-    """Datasets (and anything with ``shape`` and ``__getitem__``) are used as they are; other
-    sequences become numpy arrays."""
-    if isinstance(obj, np.ndarray) or (hasattr(obj, "shape") and hasattr(obj, "__getitem__")
-                                       and hasattr(obj, "dtype")):
+    """h5py datasets become :class:`_Dataset`; other datasets (anything with ``shape``,
+    ``dtype`` and ``__getitem__``) are used as they are; other sequences become numpy arrays."""
+    if isinstance(obj, h5py.Dataset):
+        return _Dataset(obj)
+    if isinstance(obj, (np.ndarray, _Dataset)) or (
+            hasattr(obj, "shape") and hasattr(obj, "__getitem__") and hasattr(obj, "dtype")):
         return obj
     return np.asarray(obj)
 
@@ -77,53 +102,11 @@ def _length(obj: Any) -> int:
     return int(obj.shape[0])
 
 
-def _h5_fast(table: Any) -> tuple[Any, np.dtype, Any] | None:
-    """``(dataset id, dtype, memory type)`` when ``table`` is an h5py dataset that can be read
-    through the low-level API (no object fields), else None. Compound datasets are read with
-    their file type as memory type: h5py's dtype describes its layout exactly, and HDF5 then
-    copies bytes instead of converting field by field (several times faster for small reads).
-    Other dtypes use h5py's memory type (None)."""
-    if not isinstance(table, h5py.Dataset):
-        return None
-    dsid = table.id
-    dtype = dsid.dtype
-    if dtype.hasobject:
-        return None
-    return dsid, dtype, (dsid.get_type() if dtype.names is not None else None)
-
-
-def _h5_read_span(fast: tuple[Any, np.dtype, Any], shape: tuple[int, ...], lo: int,
-                  hi: int) -> np.ndarray:
-    """Rows ``lo:hi`` (in range, ``hi > lo``) of an h5py dataset, low-level."""
-    dsid, dtype, mtype = fast
-    rest = shape[1:]
-    out = np.empty((hi - lo,) + rest, dtype=dtype)
-    fspace = dsid.get_space()
-    fspace.select_hyperslab((lo,) + (0,) * len(rest), (hi - lo,) + rest)
-    dsid.read(_h5s.create_simple(out.shape), fspace, out, mtype)
-    return out
-
-
-def _h5_read_points(fast: tuple[Any, np.dtype, Any], shape: tuple[int, ...],
-                    rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` (in range, not empty) of an h5py dataset as one point selection (HDF5
-    reads points in the order given)."""
-    dsid, dtype, mtype = fast
-    rest = shape[1:]
-    out = np.empty((rows.size,) + rest, dtype=dtype)
-    if rest:
-        k = len(rest)
-        grid = np.indices(rest).reshape(k, -1).T
-        coords = np.empty((rows.size, grid.shape[0], k + 1), dtype=np.uint64)
-        coords[:, :, 0] = rows[:, np.newaxis]
-        coords[:, :, 1:] = grid[np.newaxis]
-        coords = coords.reshape(-1, k + 1)
-    else:
-        coords = rows.astype(np.uint64).reshape(-1, 1)
-    fspace = dsid.get_space()
-    fspace.select_elements(coords)
-    dsid.read(_h5s.create_simple(out.shape), fspace, out, mtype)
-    return out
+def _span(table: Any, lo: int, hi: int) -> np.ndarray:
+    """Rows ``lo:hi`` (in range) of a table, low-level for an h5py dataset."""
+    if isinstance(table, _Dataset) and table.fast is not None and hi > lo:
+        return read_span(table.fast, table.shape, lo, hi)
+    return np.asarray(table[lo:hi])
 
 
 # A point costs HDF5 about 90 ns per element through the low-level API; a contiguous read about
@@ -142,7 +125,7 @@ def _read_rows(table: Any, rows: np.ndarray) -> np.ndarray:
         return np.asarray(table[0:0])
     lo, hi = int(rows[0]), int(rows[-1]) + 1
     span = hi - lo
-    fast = _h5_fast(table)
+    fast = table.fast if isinstance(table, _Dataset) else None
     if fast is not None:
         shape = table.shape
         elems = 1
@@ -152,13 +135,10 @@ def _read_rows(table: Any, rows: np.ndarray) -> np.ndarray:
             return np.asarray(table[lo:hi])[rows - lo]
         span_bytes = span * elems * fast[1].itemsize
         if span == rows.size:
-            return _h5_read_span(fast, shape, lo, hi) if fast[2] is not None else \
-                np.asarray(table[lo:hi])
+            return read_span(fast, shape, lo, hi)
         if span_bytes <= _SMALL_SPAN_BYTES or span_bytes <= _POINT_BYTES * rows.size * elems:
-            block = _h5_read_span(fast, shape, lo, hi) if fast[2] is not None else \
-                np.asarray(table[lo:hi])
-            return block[rows - lo]
-        return _h5_read_points(fast, shape, rows)
+            return read_span(fast, shape, lo, hi)[rows - lo]
+        return read_points(fast, shape, rows)
     row_bytes = np.dtype(table.dtype).itemsize * int(np.prod(table.shape[1:], dtype=np.int64))
     if (span <= _DENSE_FACTOR * rows.size + _DENSE_SLACK
             or (span <= _SPARSE_FACTOR * rows.size and span * row_bytes <= _SPAN_BYTES)):
@@ -203,22 +183,23 @@ def _check_ref(ref: Any) -> Any:
     return ref
 
 
-def _regions_from_array(raw: np.ndarray, where: str) -> np.ndarray:
-    """``raw`` (structured with start/stop, or ``N x 2`` integers) as :data:`REGION_DTYPE`."""
+def _regions_from_array(raw: np.ndarray, table: Any) -> np.ndarray:
+    """``raw`` (structured with start/stop, or ``N x 2`` integers; read from ``table``) as
+    :data:`REGION_DTYPE`."""
     out = np.empty(raw.shape[0] if raw.ndim else 0, dtype=REGION_DTYPE)
     names = raw.dtype.names
     if names is not None:
         if "start" not in names or "stop" not in names:
-            raise _FlowError(f"{where}: a region table needs fields 'start' and 'stop', has "
+            raise _FlowError(f"{_name(table)}: a region table needs fields 'start' and 'stop', has "
                              f"{names}")
         for field in ("start", "stop"):
             if raw.dtype[field].kind not in "iu":
-                raise _FlowError(f"{where}: region field {field!r} must be an integer, not "
+                raise _FlowError(f"{_name(table)}: region field {field!r} must be an integer, not "
                                  f"{raw.dtype[field]}")
             out[field] = raw[field]
         return out
     if raw.ndim != 2 or raw.shape[1] != 2 or raw.dtype.kind not in "iu":
-        raise _FlowError(f"{where}: a region table is structured (start, stop) or an (N, 2) "
+        raise _FlowError(f"{_name(table)}: a region table is structured (start, stop) or an (N, 2) "
                          f"integer array, not {raw.dtype} of shape {raw.shape}")
     out["start"] = raw[:, 0]
     out["stop"] = raw[:, 1]
@@ -246,28 +227,27 @@ def read_regions(region: Any, sel: slice | Sequence[int] | np.ndarray) -> np.nda
     """
     region = _as_table(region)
     n = _length(region)
-    where = _name(region)
     if isinstance(sel, slice):
         idx = _selection(sel, lambda: n)
         if idx.size and idx[-1] < n and (idx.size == 1 or np.all(np.diff(idx) == 1)):
-            raw = np.asarray(region[int(idx[0]):int(idx[-1]) + 1])
-            return _regions_from_array(raw, where)
+            raw = _span(region, int(idx[0]), int(idx[-1]) + 1)
+            return _regions_from_array(raw, region)
     else:
         idx = np.asarray(sel)
         if idx.dtype == bool:
-            raise _FlowError(f"{where}: read_regions takes row indices, not a boolean mask")
+            raise _FlowError(f"{_name(region)}: read_regions takes row indices, not a boolean mask")
         if idx.size and idx.dtype.kind not in "iu":
-            raise _FlowError(f"{where}: row indices must be integers, not {idx.dtype}")
+            raise _FlowError(f"{_name(region)}: row indices must be integers, not {idx.dtype}")
         idx = idx.astype(np.int64, copy=False).reshape(-1)
     if idx.size and int(idx.min()) < 0:
-        raise _FlowError(f"{where}: negative row {int(idx.min())} in the selection")
+        raise _FlowError(f"{_name(region)}: negative row {int(idx.min())} in the selection")
     out = np.zeros(idx.size, dtype=REGION_DTYPE)
     inside = idx < n
     if not inside.any():
         return out
     uniq, inverse = np.unique(idx[inside], return_inverse=True)
     raw = _read_rows(region, uniq)
-    out[inside] = _regions_from_array(np.asarray(raw), where)[inverse.reshape(-1)]
+    out[inside] = _regions_from_array(np.asarray(raw), region)[inverse.reshape(-1)]
     return out
 
 
@@ -392,7 +372,7 @@ def _dereference(sel: Any, ref: Any, data: Any, region: Any, mask: Any,
     def whole_ref() -> np.ndarray:
         nonlocal block
         if block is None:
-            block = np.asarray(ref[0:_length(ref)])
+            block = _span(ref, 0, _length(ref))
         return block
 
     def parent_length() -> int:
@@ -439,7 +419,7 @@ def _dereference(sel: Any, ref: Any, data: Any, region: Any, mask: Any,
         else:
             run_starts, run_stops = starts, stops
         if run_starts.size == 1:
-            block = np.asarray(ref[lo:hi])
+            block = _span(ref, lo, hi)
         else:
             lengths = run_stops - run_starts
             total = int(lengths.sum())
@@ -451,11 +431,14 @@ def _dereference(sel: Any, ref: Any, data: Any, region: Any, mask: Any,
         return empty_result
 
     parents = block[:, d0]
-    pos = np.searchsorted(uniq, parents)
-    np.minimum(pos, uniq.size - 1, out=pos)
-    keep = uniq[pos] == parents
+    # references of parents within the selection's range (a cheap test that leaves few rows
+    # of a whole table), then the exact match of those few
+    near = np.flatnonzero((parents >= uniq[0]) & (parents <= uniq[-1]))
+    near_parents = parents[near]
+    pos = np.searchsorted(uniq, near_parents)
+    keep = uniq[pos] == near_parents
     row = pos[keep]
-    children = block[keep, d1].astype(np.int64, copy=False)
+    children = block[near[keep], d1].astype(np.int64, copy=False)
     if row.size == 0:
         return empty_result
     order = np.lexsort((children, row))  # by parent, then ascending child
