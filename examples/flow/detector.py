@@ -9,6 +9,10 @@ protocol: the generator writes its own source table).
 Every event draws from its own random stream (``seed`` and the event id), so the tables are the
 same whatever ``chunk_size`` is, and a run over ``start:end`` simulates exactly those events of
 the full run.
+
+Under ``mpiexec -n N`` rank ``r`` simulates chunks ``r``, ``r + N``, ...; its writes are
+collective, so it makes them on every call, with no rows once it is done. The tables are the
+same as on one rank: each step appends the ranks' chunks in rank order.
 """
 
 from __future__ import annotations
@@ -53,14 +57,13 @@ class DetectorSim(Generator):
                      hits_per_event=self.hits_per_event)
         start = 0 if self.start_position is None else int(self.start_position)
         stop = self.n_events if self.end_position is None else int(self.end_position)
-        self._next_id = min(max(start, 0), self.n_events)
-        self._stop = min(max(stop, self._next_id), self.n_events)
+        first = min(max(start, 0), self.n_events)
+        self._stop = min(max(stop, first), self.n_events)
+        self._next_id = first + self.rank * self.chunk_size  # this rank's first chunk
 
     def next(self) -> slice | None:
-        if self._next_id >= self._stop:
-            return None
         ids = np.arange(self._next_id, min(self._next_id + self.chunk_size, self._stop))
-        self._next_id = int(ids[-1]) + 1
+        self._next_id += self.size * self.chunk_size  # the chunk after the other ranks' ones
         events = np.zeros(len(ids), EVENT_DTYPE)
         per_event = [self._simulate(int(i)) for i in ids]
         events["id"] = ids
@@ -76,7 +79,7 @@ class DetectorSim(Generator):
         parents = np.repeat(np.arange(ev_sel.start, ev_sel.stop), events["n_hits"])
         children = np.arange(hit_sel.start, hit_sel.stop)
         dm.write_ref(self.dset_name, "hits", np.stack([parents, children], axis=1))
-        return ev_sel
+        return ev_sel if len(ids) else None  # None: this rank is done
 
     def _simulate(self, event_id: int) -> tuple[float, np.ndarray]:
         """The trigger time (us) and the hits of one event, from its own random stream."""

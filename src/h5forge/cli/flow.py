@@ -27,7 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-z", "--compression", metavar="METHOD",
                         help="compression for every table created (e.g. gzip, lzf, zstd)")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="print the summary per stage")
+                        help="print the summary per stage, and whether MPI is used and why")
+    parser.add_argument("--nompi", action="store_true",
+                        help="run on one rank even under mpiexec (also: H5FORGE_NOMPI=1)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     parser.set_defaults(func=run)
 
@@ -35,10 +37,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from h5forge.flow import run as run_flow
 
+    from h5forge.flow.mpi import ranks
+
+    here = ranks(True if args.nompi else None)
+    if args.verbose and here.rank == 0 and here.active:
+        print(f"h5forge flow: {here.reason}")
     summary = run_flow(args.configs, args.output, input=args.input, start=args.start,
                        end=args.end, drop=args.drop, compression=args.compression,
-                       progress=False if args.no_progress else None)
-    print(f"{args.output}: {summary.rows} rows in {summary.chunks} chunks, "
+                       progress=False if args.no_progress else None,
+                       nompi=True if args.nompi else None)
+    if here.rank != 0 or not here.active:  # one report, from rank 0
+        return 0
+    on = f" on {summary.ranks} ranks" if summary.ranks > 1 else ""
+    print(f"{args.output}: {summary.rows} rows in {summary.chunks} chunks{on}, "
           f"{summary.seconds:.2f} s")
     if args.verbose:
         for name, seconds in summary.stage_seconds.items():

@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_closed()
     except H5ForgeError as exc:
+        if not getattr(exc, "h5forge_report", True):  # an MPI rank whose peer failed and
+            return EXIT_ERROR                           # reported it there
         return _error(str(exc))
     except OSError as exc:
         if exc.filename is not None and exc.strerror:

@@ -68,11 +68,19 @@ def read_points(fast: Fast, shape: tuple[int, ...], rows: np.ndarray) -> np.ndar
 
 def write_span(fast: Fast, lo: int, rows: np.ndarray, dxpl: Any = None) -> None:
     """Write ``rows`` (a C-contiguous array of the dataset's dtype and row shape) at rows
-    ``lo:lo+len(rows)`` (in range) of an h5py dataset; ``dxpl``: a transfer property list."""
-    if rows.shape[0] == 0:
-        return
+    ``lo:lo+len(rows)`` (in range) of an h5py dataset. ``dxpl``: a transfer property list; a
+    collective one (MPI) makes every rank take part, so an empty ``rows`` still calls HDF5,
+    with nothing selected."""
     dsid, _, mtype = fast
     rest = rows.shape[1:]
     fspace = dsid.get_space()
+    if rows.shape[0] == 0:
+        if dxpl is None:
+            return
+        fspace.select_none()
+        mspace = h5s.create_simple((1,) + rest)
+        mspace.select_none()
+        dsid.write(mspace, fspace, np.zeros((1,) + rest, rows.dtype), mtype, dxpl=dxpl)
+        return
     fspace.select_hyperslab((lo,) + (0,) * len(rest), rows.shape)
     dsid.write(h5s.create_simple(rows.shape), fspace, rows, mtype, dxpl=dxpl)

@@ -5,6 +5,11 @@ Everything that can be checked before data is touched is checked first: every co
 every class (imported from the path the config names, never by scanning a directory). A stage
 that raises stops the run with a :class:`FlowError` naming the stage and the chunk; the output
 file is closed and valid (the tables hold the rows written so far).
+
+Under ``mpiexec -n N`` (with mpi4py and parallel h5py; see :mod:`h5forge.flow.mpi`) every rank
+runs the same flows on the same output file, opened with the ``mpio`` driver. Each step of the
+loop starts with every rank's generator turn gathered: the loop ends when all are done, and a
+failure on any rank stops every rank there or at its next collective data manager call.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from h5forge.errors import FlowConfigError, FlowError
 from h5forge.flow.config import FlowConfig, Require, load_configs
 from h5forge.flow.data import DataManager
 from h5forge.flow.loading import load_spec_class
+from h5forge.flow.mpi import Ranks, ranks as _ranks
 from h5forge.flow.objects import Generator, LoopGenerator, Resource, Stage
 from h5forge.flow.refs import dereference_chain
 from h5forge.io.progress import progress_bar
@@ -40,42 +46,54 @@ class RunSummary:
     rows: int = 0
     chunks: int = 0
     seconds: float = 0.0
+    #: seconds in each stage's run() on this rank
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: how many ranks ran the flows, and why (MPI, or why not)
+    ranks: int = 1
+    mpi: str = ""
 
     def __str__(self) -> str:
         stages = ", ".join(f"{name} {sec:.2f} s" for name, sec in self.stage_seconds.items())
-        return (f"{self.rows} rows in {self.chunks} chunks, {self.seconds:.2f} s"
+        on = f" on {self.ranks} ranks" if self.ranks > 1 else ""
+        return (f"{self.rows} rows in {self.chunks} chunks{on}, {self.seconds:.2f} s"
                 + (f" (stages: {stages})" if stages else ""))
 
 
 def run(configs: str | os.PathLike | Iterable[str | os.PathLike], output: str | os.PathLike,
         input: str | os.PathLike | None = None, start: int | None = None,  # noqa: A002
         end: int | None = None, drop: Iterable[str] = (), compression: str | None = None,
-        progress: bool | None = None) -> RunSummary:
+        progress: bool | None = None, nompi: bool | None = None) -> RunSummary:
     """Run the flows of ``configs`` (one after another, each later one reading the previous
     output) into ``output``; ``input`` is where the first source tables are read from
     (default: the output itself). ``start``/``end`` bound the loop; ``drop`` adds paths to
-    delete at the end; ``compression`` applies to every table created."""
+    delete at the end; ``compression`` applies to every table created. Under ``mpiexec`` it
+    runs on every rank (``nompi=True`` or ``H5FORGE_NOMPI=1``: on one rank; the summary's
+    ``mpi`` says which and why)."""
     checked = load_configs(configs)
     classes = [_classes(cfg) for cfg in checked]  # fail on a bad class before any I/O
     output = os.fspath(output)
     if input is not None and not os.path.exists(input):
         raise FlowConfigError(f"input file {os.fspath(input)} does not exist")
-    summary = RunSummary()
+    ranks = _ranks(nompi)
+    summary = RunSummary(ranks=ranks.size, mpi=ranks.reason)
+    if not ranks.active:
+        return summary
     began = time.perf_counter()
     dropped = [*drop, *(path for cfg in checked for path in cfg.drop)]
+    # one scratch name for all ranks (they open it together)
     scratch_path = os.path.join(os.path.dirname(os.path.abspath(output)),
-                                f".h5forge-scratch-{uuid.uuid4().hex}.h5")
+                                f".h5forge-scratch-{ranks.gather(uuid.uuid4().hex)[0]}.h5")
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(h5py.File(output, "a"))
+        out = stack.enter_context(_open(output, "a", ranks))
         source_file = stack.enter_context(h5py.File(input, "r")) if input is not None else None
         scratch = None
         if dropped:  # dropped tables live in a scratch file, deleted at the end
-            scratch = stack.enter_context(h5py.File(scratch_path, "w"))
-            stack.callback(_remove, scratch_path)
+            scratch = stack.enter_context(_open(scratch_path, "w", ranks))
+            if ranks.rank == 0:
+                stack.callback(_remove, scratch_path)
         for cfg, cls in zip(checked, classes):
             dm = DataManager(out, input=source_file, scratch=scratch, dropped=dropped,
-                             compression=compression)
+                             compression=compression, ranks=ranks)
             try:
                 _run_one(cfg, cls, dm, start, end, summary, progress)
             finally:
@@ -83,6 +101,13 @@ def run(configs: str | os.PathLike | Iterable[str | os.PathLike], output: str | 
         _drop(out, dropped)  # tables of the output from before this run
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+def _open(path: str, mode: str, ranks: Ranks) -> h5py.File:
+    """An output file: with the MPI-IO driver on several ranks (all open it together)."""
+    if ranks.parallel:
+        return h5py.File(path, mode, driver="mpio", comm=ranks.comm)
+    return h5py.File(path, mode)
 
 
 def _classes(cfg: FlowConfig) -> dict[str, Any]:
@@ -124,21 +149,22 @@ def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: i
         _call(stage, "init", source)
     # rows to process, when known now (a generator that writes its own source says so later)
     total = (dm.get_dset(source).shape[0] if dm.dset_exists(source) else 0) or None
-    with progress_bar(total, f"flow {os.path.basename(str(cfg.path))}", progress) as bar:
+    ranks = dm.ranks
+    show = progress if ranks.rank == 0 else False
+    with progress_bar(total, f"flow {os.path.basename(str(cfg.path))}", show) as bar:
         bar.unit, bar.unit_scale = "row", False
-        for chunk in generator:
-            cache = {source: dm.get_dset(source)[chunk]} if dm.dset_exists(source) else {}
-            for stage in stages:
-                for require in stage.requires:
-                    if require.name not in cache:
-                        cache[require.name] = _load_require(dm, source, chunk, require, stage)
-                began = time.perf_counter()
-                _call(stage, "run", source, chunk, cache, chunk=chunk)
-                summary.stage_seconds[stage.name] = summary.stage_seconds.get(
-                    stage.name, 0.0) + time.perf_counter() - began
-            rows = (chunk.stop - chunk.start) if isinstance(chunk, slice) else len(chunk)
+        while True:
+            chunk = _next_chunk(generator, ranks)
+            turns = ranks.gather(chunk)  # every rank's chunk (EMPTY: done)
+            if all(turn == Generator.EMPTY for turn in turns):
+                break
+            try:
+                _run_chunk(dm, source, chunk, stages, summary)
+            except Exception as exc:  # noqa: BLE001 - every rank stops with it
+                ranks.fail(exc)
+            rows = sum(_rows(turn) for turn in turns)
             summary.rows += rows
-            summary.chunks += 1
+            summary.chunks += sum(turn != Generator.EMPTY for turn in turns)
             bar.update(rows)
     for stage in stages:
         _call(stage, "finish", source)
@@ -147,18 +173,61 @@ def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: i
         _call(resource, "finish", source)
 
 
+def _next_chunk(generator: Generator, ranks: Ranks) -> slice:
+    """This rank's next chunk (``Generator.EMPTY`` once it is done); a failure goes to every
+    rank."""
+    try:
+        chunk = generator.next()
+    except Exception as exc:  # noqa: BLE001 - every rank stops with it
+        ranks.fail(_named(generator, "next", exc, None))
+    return Generator.EMPTY if chunk is None else chunk
+
+
+def _rows(chunk: Any) -> int:
+    if isinstance(chunk, slice):
+        return max(chunk.stop - chunk.start, 0) if chunk != Generator.EMPTY else 0
+    return len(chunk)
+
+
+def _run_chunk(dm: DataManager, source: str, chunk: Any, stages: list[Stage],
+               summary: RunSummary) -> None:
+    """Fill the cache of one chunk stage by stage and run each stage on it."""
+    cache = {source: dm.get_dset(source)[chunk]} if dm.dset_exists(source) else {}
+    for stage in stages:
+        for require in stage.requires:
+            if require.name not in cache:
+                cache[require.name] = _load_require(dm, source, chunk, require, stage)
+        began = time.perf_counter()
+        _call(stage, "run", source, chunk, cache, chunk=chunk)
+        summary.stage_seconds[stage.name] = summary.stage_seconds.get(
+            stage.name, 0.0) + time.perf_counter() - began
+
+
 def _call(obj: Any, method: str, *args: Any, chunk: Any = None) -> None:
     """Call a stage's, generator's or resource's method; its errors name it and the rows."""
     try:
         getattr(obj, method)(*args)
-    except (FlowError, FlowConfigError):
-        raise
     except Exception as exc:
-        kind = ("stage" if isinstance(obj, Stage) else "generator"
-                if isinstance(obj, Generator) else "resource")
-        where = f" on rows {chunk.start}:{chunk.stop}" if isinstance(chunk, slice) else ""
-        raise FlowError(f"{kind} {obj.name!r} ({obj.classname}) failed in {method}()"
-                        f"{where}: {type(exc).__name__}: {exc}") from exc
+        named = _named(obj, method, exc, chunk)
+        if named is exc:
+            raise
+        raise named from exc
+
+
+def _named(obj: Any, method: str, exc: Exception, chunk: Any) -> Exception:
+    """``exc`` as a FlowError naming the stage, generator or resource, the rows and the rank
+    (flow errors already say where they come from: kept as they are)."""
+    if isinstance(exc, (FlowError, FlowConfigError)):
+        return exc
+    kind = ("stage" if isinstance(obj, Stage) else "generator"
+            if isinstance(obj, Generator) else "resource")
+    where = (f" on rows {chunk.start}:{chunk.stop}"
+             if isinstance(chunk, slice) and chunk != Generator.EMPTY else "")
+    rank = f" (rank {obj.rank} of {obj.size})" if obj.size > 1 else ""
+    named = FlowError(f"{kind} {obj.name!r} ({obj.classname}) failed in {method}(){where}"
+                      f"{rank}: {type(exc).__name__}: {exc}")
+    named.__cause__ = exc
+    return named
 
 
 def _load_require(dm: DataManager, source: str, chunk: slice, require: Require,

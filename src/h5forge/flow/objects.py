@@ -2,6 +2,13 @@
 chunk) and resources (shared state). h5flow's vocabulary and call shapes: subclasses take
 their ``params`` as keyword arguments and pass them on to ``super().__init__(**params)``, and
 reach the data manager as ``self.data_manager``.
+
+On MPI ranks every rank builds the same objects; ``self.rank``, ``self.size`` and ``self.comm``
+say which rank this is (0, 1 and None on one rank). A generator gives each rank its own chunks
+(:class:`LoopGenerator` deals them round-robin) and returns ``None`` (or h5flow's
+``Generator.EMPTY``) once it has no more; the run goes on until every rank is done, and a rank
+that is done runs its stages with the empty slice ``Generator.EMPTY``, because the data
+manager's writes are collective: every rank makes the same calls, some with no rows.
 """
 
 from __future__ import annotations
@@ -29,6 +36,11 @@ class FlowObject:
         self.data_manager = data_manager
         self.resources = resources if resources is not None else {}
         self.params = params
+        # which MPI rank this is, of how many, and the mpi4py communicator (h5flow's names)
+        ranks = getattr(data_manager, "ranks", None)
+        self.rank: int = ranks.rank if ranks is not None else 0
+        self.size: int = ranks.size if ranks is not None else 1
+        self.comm: Any = ranks.comm if ranks is not None else None
 
     def init(self, *args: Any) -> None:
         """Called once before the first chunk."""
@@ -64,6 +76,9 @@ class Stage(FlowObject):
 class Generator(FlowObject):
     """Yields the slices of the source to process, one chunk at a time."""
 
+    #: What a rank with nothing (more) to do gets, and may return (h5flow's value).
+    EMPTY = slice(-1, -1)
+
     def __init__(self, dset_name: str = "", input_filename: str | None = None,
                  start_position: int | None = None, end_position: int | None = None,
                  **params: Any):
@@ -74,14 +89,17 @@ class Generator(FlowObject):
         self.end_position = end_position
 
     def __iter__(self) -> Iterator[slice]:
+        """This rank's chunks, until ``next()`` says it is done."""
         while True:
             chunk = self.next()
-            if chunk is None:
+            if chunk is None or chunk == Generator.EMPTY:
                 return
             yield chunk
 
     def next(self) -> slice | None:
-        """The next slice, or None when done (h5flow's protocol)."""
+        """This rank's next slice, or None (or ``Generator.EMPTY``) when it has no more. On
+        MPI ranks it is called on every rank until all are done, so a generator that writes
+        its source must make its collective writes on every call, with no rows when done."""
         raise NotImplementedError(f"generator {self.name!r} ({self.classname}) defines no "
                                   f"next()")
 
@@ -89,7 +107,8 @@ class Generator(FlowObject):
 class LoopGenerator(Generator):
     """The default generator: loop over table ``dset_name`` in chunks of ``chunk_size`` rows
     (``auto``: the table's HDF5 chunking, or 65,536 rows for a contiguous table), from
-    ``start_position`` to ``end_position``."""
+    ``start_position`` to ``end_position``. On MPI ranks rank ``r`` of ``N`` takes chunks
+    ``r``, ``r + N``, ... so the rows each parallel step appends land in the serial order."""
 
     def __init__(self, chunk_size: int | str = "auto", **params: Any):
         super().__init__(**params)
@@ -105,8 +124,8 @@ class LoopGenerator(Generator):
         if start < 0 or start > rows:
             raise FlowConfigError(f"generator {self.name!r}: start position {start} is outside "
                                   f"{self.dset_name!r} ({rows} rows)")
-        self._position, self._stop = start, max(stop, start)
         self.chunk_rows = self._rows_per_chunk(dset)
+        self._position, self._stop = start + self.rank * self.chunk_rows, max(stop, start)
 
     def _table(self) -> h5py.Dataset:
         dm = self.data_manager
@@ -130,12 +149,12 @@ class LoopGenerator(Generator):
         if self._position >= self._stop:
             return None
         chunk = slice(self._position, min(self._position + self.chunk_rows, self._stop))
-        self._position = chunk.stop
+        self._position += self.size * self.chunk_rows
         return chunk
 
     @property
     def chunks(self) -> int:
-        """How many chunks the loop makes (for progress bars)."""
+        """How many chunks the loop makes on all ranks together (for progress bars)."""
         if self._position is None:
             self.init()
         return math.ceil((self._stop - (self.start_position or 0)) / self.chunk_rows)

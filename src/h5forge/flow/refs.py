@@ -311,8 +311,6 @@ class _Result:
 
     @property
     def width(self) -> int:
-        if self.rows_of_sel.size == 0:
-            return 0
         return max(int(self.counts.max()) if self.counts.size else 0, 1)
 
     def padded(self) -> tuple[np.ndarray, np.ndarray]:
@@ -486,8 +484,8 @@ def dereference(sel: Selection, ref: Any, data: Any = None, region: Any = None,
     :param indices_only: return child row indices (int64) rather than child rows.
     :param as_masked: return a masked array (else a list with one array per selected row).
     :returns: a masked array of shape ``(len(sel), width)`` (plus the child rows' own shape),
-        ``width`` the most references any selected row has (at least 1, as in h5flow, unless
-        the selection is empty: shape ``(0, 0)``). Each row holds its children in ascending
+        ``width`` the most references any selected row has, at least 1 (as in h5flow; an
+        empty selection gives shape ``(0, 1)``, so reductions along axis 1 still work). Each row holds its children in ascending
         child order, then masked entries; masked rows and rows without references are fully
         masked. With ``as_masked=False``: a list of ``len(sel)`` arrays.
     :raises h5forge.errors.ShapeMismatchError: for a reference table that is not ``N x 2``
