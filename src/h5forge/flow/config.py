@@ -95,6 +95,8 @@ RESOURCE_FIXED = frozenset(
 )
 
 _TOP_KEYS = ("flow", "resources")
+#: ``flow.source`` naming a live file: a ``follow:`` section (no ``classname``) describes it.
+LIVE_SOURCE = "follow"
 _FLOW_KEYS = ("source", "stages", "drop")
 _GENERATOR_KEYS = ("classname", "path", "dset_name", "params")
 _STAGE_KEYS = ("classname", "path", "params", "requires")
@@ -415,6 +417,52 @@ def _resources(raw: Any, label: str, base_dir: Path) -> list[ResourceSpec]:
     return out
 
 
+def _follow_section(raw: Mapping, where: str, base_dir: Path) -> GeneratorSpec:
+    """``source: follow``: the live-file section becomes the built-in FollowGenerator."""
+    from h5forge.flow.live import FOLLOW_KEYS
+
+    _check_keys(raw, FOLLOW_KEYS, where)
+    params: dict[str, Any] = {}
+    if raw.get("keys") is None:
+        raise FlowConfigError(f"{where}: missing 'keys' (the key datasets of the live file)")
+    params["keys"] = _string_list(raw["keys"], where, "'keys'") if not isinstance(
+        raw["keys"], str) else [raw["keys"]]
+    if not params["keys"]:
+        raise FlowConfigError(f"{where}: 'keys' is empty (name the key datasets)")
+    frames = raw.get("frames")
+    if not isinstance(frames, Mapping) or not frames:
+        raise FlowConfigError(f"{where}: 'frames' must map names to the live file's frame "
+                              f"datasets, e.g. {{image: entry/data}}, not {frames!r}")
+    params["frames"] = {_string(k, where, "a 'frames' name"): _dataset_name(v, where,
+                                                                            f"frames {k!r}")
+                        for k, v in frames.items()}
+    if "index" in params["frames"]:
+        raise FlowConfigError(f"{where}: frames: 'index' is the frame number's column; name "
+                              f"the dataset otherwise")
+    if raw.get("file") is not None:
+        file = Path(_string(raw["file"], where, "'file'"))
+        params["file"] = str(file if file.is_absolute() else base_dir / file)
+    if raw.get("finished") is not None:
+        params["finished"] = _dataset_name(raw["finished"], where, "'finished'")
+    for key, low in (("timeout", 0.0), ("poll_interval", -1e-12)):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= low:
+            raise FlowConfigError(f"{where}: {key!r} must be a positive number of seconds, "
+                                  f"not {value!r}")
+        params[key] = float(value)
+    if raw.get("max_frames") is not None:
+        value = raw["max_frames"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise FlowConfigError(f"{where}: 'max_frames' must be a positive integer, not "
+                                  f"{value!r}")
+        params["max_frames"] = value
+    dset_name = _dataset_name(raw.get("dset_name", "frames"), where, "'dset_name'")
+    return GeneratorSpec(name=LIVE_SOURCE, classname="FollowGenerator", dset_name=dset_name,
+                         params=params, where=where, base_dir=base_dir)
+
+
 def parse_config(data: Any, path: str | PathLike[str] = "<config>") -> FlowConfig:
     """Check an already-parsed configuration (the mapping ``yaml.safe_load`` gives).
 
@@ -503,7 +551,11 @@ def parse_config(data: Any, path: str | PathLike[str] = "<config>") -> FlowConfi
 
     # -- source
     source_spec: GeneratorSpec | str
-    if source in data:
+    if source == LIVE_SOURCE and isinstance(data.get(source), Mapping) \
+            and "classname" not in data[source]:
+        source_spec = _follow_section(data[source], f"{label}: {source}", base_dir)
+        loop_dset = source_spec.dset_name
+    elif source in data:
         where = f"{label}: source {source!r}"
         gen = data[source]
         if not isinstance(gen, Mapping):

@@ -27,6 +27,7 @@ import numpy as np
 from h5forge.errors import FlowConfigError, FlowError
 from h5forge.flow.config import FlowConfig, Require, load_configs
 from h5forge.flow.data import DataManager
+from h5forge.flow.live import FollowGenerator
 from h5forge.flow.loading import load_spec_class
 from h5forge.flow.mpi import Ranks, ranks as _ranks
 from h5forge.flow.objects import Generator, LoopGenerator, Resource, Stage
@@ -36,7 +37,8 @@ from h5forge.io.progress import progress_bar
 __all__ = ["run", "RunSummary", "BUILTINS"]
 
 #: Classes a config may name without a path.
-BUILTINS: dict[str, type] = {"LoopGenerator": LoopGenerator}
+BUILTINS: dict[str, type] = {"LoopGenerator": LoopGenerator,
+                             "FollowGenerator": FollowGenerator}
 
 
 @dataclass
@@ -72,7 +74,9 @@ def run(configs: str | os.PathLike | Iterable[str | os.PathLike], output: str | 
     checked = load_configs(configs)
     classes = [_classes(cfg) for cfg in checked]  # fail on a bad class before any I/O
     output = os.fspath(output)
-    if input is not None and not os.path.exists(input):
+    # a live input (source: follow) is opened by its generator, which waits for the writer
+    live = any(issubclass(cls["generator"], FollowGenerator) for cls in classes)
+    if input is not None and not live and not os.path.exists(input):
         raise FlowConfigError(f"input file {os.fspath(input)} does not exist")
     ranks = _ranks(nompi)
     summary = RunSummary(ranks=ranks.size, mpi=ranks.reason)
@@ -85,7 +89,8 @@ def run(configs: str | os.PathLike | Iterable[str | os.PathLike], output: str | 
                                 f".h5forge-scratch-{ranks.gather(uuid.uuid4().hex)[0]}.h5")
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(_open(output, "a", ranks))
-        source_file = stack.enter_context(h5py.File(input, "r")) if input is not None else None
+        source_file = (stack.enter_context(h5py.File(input, "r"))
+                       if input is not None and not live else None)
         scratch = None
         if dropped:  # dropped tables live in a scratch file, deleted at the end
             scratch = stack.enter_context(_open(scratch_path, "w", ranks))
@@ -95,7 +100,8 @@ def run(configs: str | os.PathLike | Iterable[str | os.PathLike], output: str | 
             dm = DataManager(out, input=source_file, scratch=scratch, dropped=dropped,
                              compression=compression, ranks=ranks)
             try:
-                _run_one(cfg, cls, dm, start, end, summary, progress)
+                _run_one(cfg, cls, dm, start, end, summary, progress,
+                         None if input is None else os.fspath(input))
             finally:
                 dm.close()
         _drop(out, dropped)  # tables of the output from before this run
@@ -127,7 +133,8 @@ def _build(cls: type, spec: Any, **fixed: Any) -> Any:
 
 
 def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: int | None,
-             end: int | None, summary: RunSummary, progress: bool | None) -> None:
+             end: int | None, summary: RunSummary, progress: bool | None,
+             input_path: str | None) -> None:
     resources: dict[str, Resource] = {}
     for spec, cls in zip(cfg.resources, classes["resources"]):
         resources[spec.classname] = _build(cls, spec, name=spec.classname,
@@ -137,7 +144,7 @@ def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: i
     source = gen_spec.dset_name or gen_spec.name
     generator = _build(classes["generator"], gen_spec, name=gen_spec.name,
                        classname=gen_spec.classname, data_manager=dm, resources=resources,
-                       dset_name=source, input_filename=dm.input.filename if dm.input else None,
+                       dset_name=source, input_filename=input_path,
                        start_position=start, end_position=end)
     stages = [_build(cls, spec, name=spec.name, classname=spec.classname, data_manager=dm,
                      resources=resources, requires=spec.requires)

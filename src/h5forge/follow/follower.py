@@ -206,15 +206,15 @@ class Follower:
                 return False
         return not growing or self._is_finished()
 
-    def __iter__(self) -> Iterator[int]:
+    def _polls(self) -> Iterator[int]:
+        """The ready count each time a poll finds frames past ``_next``; ends once the
+        finished flag is set and one more poll finds nothing new, or on the timeout."""
         last_new = time.monotonic()
         finishing = False
         while True:
             ready = self.poll()
             if ready > self._next:
-                for index in range(self._next, ready):
-                    self._next = index + 1
-                    yield index
+                yield ready
                 last_new = time.monotonic()
                 finishing = False
                 continue
@@ -228,3 +228,20 @@ class Follower:
                 self.timed_out = True
                 return
             time.sleep(self.poll_interval)
+
+    def __iter__(self) -> Iterator[int]:
+        for ready in self._polls():
+            for index in range(self._next, ready):
+                self._next = index + 1
+                yield index
+
+    def batches(self, max_frames: int | None = None) -> Iterator[range]:
+        """The completed frames in batches: each ``range`` holds the frames one poll found
+        (at most ``max_frames``), in order, each frame once; it ends as iteration does."""
+        if max_frames is not None and max_frames < 1:
+            raise FollowError(f"max_frames must be at least 1, got {max_frames!r}")
+        for ready in self._polls():
+            while self._next < ready:
+                stop = ready if max_frames is None else min(ready, self._next + max_frames)
+                batch, self._next = range(self._next, stop), stop
+                yield batch
