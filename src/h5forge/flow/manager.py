@@ -112,7 +112,10 @@ def run(configs: str | os.PathLike | Iterable[str | os.PathLike], output: str | 
 def _open(path: str, mode: str, ranks: Ranks) -> h5py.File:
     """An output file: with the MPI-IO driver on several ranks (all open it together)."""
     if ranks.parallel:
-        return h5py.File(path, mode, driver="mpio", comm=ranks.comm)
+        # No chunk cache: with parallel HDF5 (1.10 here) a compressed chunk a rank has read
+        # and cached goes stale once a collective write rewrites it, and the next write that
+        # touches it fails ("inflate() failed"). Reads then decompress the chunk each time.
+        return h5py.File(path, mode, driver="mpio", comm=ranks.comm, rdcc_nbytes=0)
     return h5py.File(path, mode)
 
 

@@ -62,21 +62,26 @@ class Ranks:
             if error is not None:
                 raise error
             return [payload]
+        if error is not None and getattr(error, "h5forge_shared", False):
+            raise error  # every rank knows of it already (raised by an earlier gather)
         text = None if error is None else f"{type(error).__name__}: {error}"
         gathered = self.comm.allgather((text, payload))
         failed = [(r, msg) for r, (msg, _) in enumerate(gathered) if msg is not None]
         if failed:
             first, message = failed[0]
-            if error is not None:
+            if error is None:
+                error = PeerFailed(f"rank {first} of {self.size} failed, so this rank "
+                                   f"stopped: {message}")
+            else:
                 error.h5forge_report = self.rank == first  # type: ignore[attr-defined]
-                raise error
-            raise PeerFailed(f"rank {first} of {self.size} failed, so this rank stopped: "
-                             f"{message}")
+            error.h5forge_shared = True  # type: ignore[attr-defined]
+            raise error
         return [payload for _, payload in gathered]
 
     def fail(self, error: BaseException) -> None:
         """Tell the other ranks this one failed, then raise ``error`` (the other ranks raise
-        :class:`PeerFailed` at their next gather)."""
+        :class:`PeerFailed` at their next gather). An error a gather raised is known to every
+        rank already: it is raised again without another gather."""
         self.gather(error=error)
         raise error  # pragma: no cover - gather raised already
 
