@@ -13,7 +13,8 @@ that write no references, about 3 ms more per reference-writing stage, and ``der
 100 rows against 100,000 references in 1.3-1.6 ms with a region table.  The goal: h5forge at
 most 1/5 of each.
 
-Serial section (the MPI section comes later):
+Serial section (cases 1 and 2; case 3, ``mpi``, is described in ``_flow_mpi.py``: a CPU-bound
+and an I/O-bound stage over 10 million rows on 1 and 2 MPI ranks):
 
 1. **chunks** - a source table ``events`` of ``--rows`` rows (default 3,000; ``--quick`` 600)
    is looped over in chunks of ``--small-chunk`` rows (10) and of ``--rows / 3`` rows by: a
@@ -72,6 +73,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from _flow_mpi import case_mpi  # noqa: E402  (the MPI section)
 from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     fmt_ratio,
     fmt_time,
@@ -84,7 +86,7 @@ from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     timed,
 )
 
-CASES = ("chunks", "dereference")
+CASES = ("chunks", "dereference", "mpi")
 TOOLS = ("h5forge", "h5flow")
 MAX_REFS = 4          # reference-writing stages in the largest flow
 PER_ROW = 2           # child rows (and references) per source row, per stage
@@ -602,12 +604,12 @@ def case_dereference(args, workdir, tools):
                       None if speedup is None else speedup >= GOAL)
 
 
-CASE_FUNCTIONS = {"chunks": case_chunks, "dereference": case_dereference}
+CASE_FUNCTIONS = {"chunks": case_chunks, "dereference": case_dereference, "mpi": case_mpi}
 
 # ----------------------------------------------------------------------------- main
 
-FULL = {"rows": 3000, "repeat": 3, "calls": 300}
-QUICK = {"rows": 600, "repeat": 1, "calls": 50}
+FULL = {"rows": 3000, "repeat": 3, "calls": 300, "mpi_rows": 10_000_000}
+QUICK = {"rows": 600, "repeat": 1, "calls": 50, "mpi_rows": 1_000_000}
 
 
 def parse_args(argv=None):
@@ -625,6 +627,8 @@ def parse_args(argv=None):
                         help="case 1 rows per chunk of the many-chunks runs (default 10)")
     parser.add_argument("--repeat", type=int, help="case 1 runs per flow, best taken (3)")
     parser.add_argument("--calls", type=int, help="case 2 calls per selection (300)")
+    parser.add_argument("--mpi-rows", type=int,
+                        help="case 3 (mpi) source rows (default 10,000,000)")
     parser.add_argument("--h5flow-path", default=os.environ.get("H5FLOW_PATH"),
                         help="directory (or dirs joined by ':') holding the h5flow package "
                              "and its dependencies; default $H5FLOW_PATH")
