@@ -8,6 +8,7 @@ dataset id, its dtype and the memory type to use) so callers look it up once.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import h5py
@@ -17,6 +18,9 @@ from h5py import h5s
 __all__ = ["fast_table", "read_points", "read_span", "write_span"]
 
 Fast = tuple[Any, np.dtype, Any]
+
+# dataset id -> (dtype, memory type); weak, and holding nothing that keeps the dataset open
+_TYPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def fast_table(table: Any) -> Fast | None:
@@ -28,10 +32,12 @@ def fast_table(table: Any) -> Fast | None:
     if not isinstance(table, h5py.Dataset):
         return None
     dsid = table.id
-    dtype = dsid.dtype
-    if dtype.hasobject:
-        return None
-    return dsid, dtype, (dsid.get_type() if dtype.names is not None else None)
+    types = _TYPES.get(dsid)  # looked up once per open dataset: a flow asks on every chunk
+    if types is None:
+        dtype = dsid.dtype
+        types = _TYPES[dsid] = (dtype, None if dtype.hasobject else
+                                dsid.get_type().copy() if dtype.names is not None else None)
+    return None if types[0].hasobject else (dsid, *types)
 
 
 def read_span(fast: Fast, shape: tuple[int, ...], lo: int, hi: int) -> np.ndarray:

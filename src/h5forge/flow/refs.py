@@ -102,6 +102,15 @@ def _length(obj: Any) -> int:
     return int(obj.shape[0])
 
 
+def _unique(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(a, return_inverse=True)``, without the sort when ``a`` is already strictly
+    increasing (a slice's rows, a parent's children in order: the usual case)."""
+    if a.size < 2 or bool(np.all(a[1:] > a[:-1])):
+        return a, np.arange(a.size)
+    uniq, inverse = np.unique(a, return_inverse=True)
+    return uniq, inverse.reshape(-1)
+
+
 def _span(table: Any, lo: int, hi: int) -> np.ndarray:
     """Rows ``lo:hi`` (in range) of a table, low-level for an h5py dataset."""
     if isinstance(table, _Dataset) and table.fast is not None and hi > lo:
@@ -155,8 +164,9 @@ def _take(table: Any, rows: np.ndarray, what: str) -> np.ndarray:
                          f"rows); is the reference table from another file or run?")
     if isinstance(table, np.ndarray):
         return table[rows]
-    uniq, inverse = np.unique(rows, return_inverse=True)
-    return _read_rows(table, uniq)[inverse.reshape(-1)]
+    uniq, inverse = _unique(rows)
+    values = _read_rows(table, uniq)
+    return values if uniq is rows else values[inverse]
 
 
 def _check_direction(direction: Any) -> tuple[int, int]:
@@ -245,7 +255,7 @@ def read_regions(region: Any, sel: slice | Sequence[int] | np.ndarray) -> np.nda
     inside = idx < n
     if not inside.any():
         return out
-    uniq, inverse = np.unique(idx[inside], return_inverse=True)
+    uniq, inverse = _unique(idx[inside])
     raw = _read_rows(region, uniq)
     out[inside] = _regions_from_array(np.asarray(raw), region)[inverse.reshape(-1)]
     return out
@@ -384,7 +394,7 @@ def _dereference(sel: Any, ref: Any, data: Any, region: Any, mask: Any,
     idx = _selection(sel, parent_length)
     n = idx.size
     active = ~_row_mask(mask, n)
-    uniq = np.unique(idx[active])
+    uniq = _unique(idx[active])[0]
     rows_of_sel = np.searchsorted(uniq, idx)
     rows_of_sel[~active] = 0
     empty_result = _Result(np.zeros((0,) + item_shape, dtype), np.zeros(0, np.intp),
