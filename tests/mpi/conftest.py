@@ -4,7 +4,6 @@ every rank. Outside such a run (plain ``pytest tests``) the files here are not c
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -52,5 +51,3 @@ def all_ranks(comm: Any, value: Any) -> list[Any]:
     """Every rank's ``value`` (rank order), so each rank can assert on all of them."""
     return comm.allgather(value)
 
-
-os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
