@@ -443,8 +443,15 @@ def _dereference(sel: Any, ref: Any, data: Any, region: Any, mask: Any,
     # of a whole table), then the exact match of those few
     near = np.flatnonzero((parents >= uniq[0]) & (parents <= uniq[-1]))
     near_parents = parents[near]
-    pos = np.searchsorted(uniq, near_parents)
-    keep = uniq[pos] == near_parents
+    lo_parent, span = int(uniq[0]), int(uniq[-1]) - int(uniq[0]) + 1
+    if span <= 4 * near_parents.size + 4096:  # a lookup table: one gather, no binary search
+        lookup = np.full(span, -1, dtype=np.intp)
+        lookup[uniq - lo_parent] = np.arange(uniq.size)
+        pos = lookup[near_parents - lo_parent]
+        keep = pos >= 0
+    else:
+        pos = np.searchsorted(uniq, near_parents)
+        keep = uniq[pos] == near_parents
     row = pos[keep]
     children = block[near[keep], d1].astype(np.int64, copy=False)
     if row.size == 0:
