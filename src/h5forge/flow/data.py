@@ -30,8 +30,8 @@ import h5py
 import numpy as np
 
 from h5forge.errors import FlowError
-from h5forge.flow.mpi import Ranks
 from h5forge.flow._rows import fast_table, read_span, write_span
+from h5forge.flow.mpi import Ranks
 from h5forge.flow.refs import REGION_DTYPE, dereference_chain
 from h5forge.io.compression import h5py_filter_kwargs, normalize_compression
 

@@ -166,7 +166,7 @@ def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: i
         while True:
             chunk = _next_chunk(generator, ranks)
             turns = ranks.gather(chunk)  # every rank's chunk (EMPTY: done)
-            if all(turn == Generator.EMPTY for turn in turns):
+            if all(_done(turn) for turn in turns):
                 break
             try:
                 _run_chunk(dm, source, chunk, stages, summary)
@@ -174,7 +174,7 @@ def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: i
                 ranks.fail(exc)
             rows = sum(_rows(turn) for turn in turns)
             summary.rows += rows
-            summary.chunks += sum(turn != Generator.EMPTY for turn in turns)
+            summary.chunks += sum(not _done(turn) for turn in turns)
             bar.update(rows)
     for stage in stages:
         _call(stage, "finish", source)
@@ -193,10 +193,15 @@ def _next_chunk(generator: Generator, ranks: Ranks) -> slice:
     return Generator.EMPTY if chunk is None else chunk
 
 
+def _done(chunk: Any) -> bool:
+    """Whether a rank's turn says it has nothing (more): ``Generator.EMPTY``."""
+    return isinstance(chunk, slice) and chunk == Generator.EMPTY
+
+
 def _rows(chunk: Any) -> int:
-    if isinstance(chunk, slice):
-        return max(chunk.stop - chunk.start, 0) if chunk != Generator.EMPTY else 0
-    return len(chunk)
+    if _done(chunk):
+        return 0
+    return max(chunk.stop - chunk.start, 0) if isinstance(chunk, slice) else len(chunk)
 
 
 def _run_chunk(dm: DataManager, source: str, chunk: Any, stages: list[Stage],
@@ -232,7 +237,7 @@ def _named(obj: Any, method: str, exc: Exception, chunk: Any) -> Exception:
     kind = ("stage" if isinstance(obj, Stage) else "generator"
             if isinstance(obj, Generator) else "resource")
     where = (f" on rows {chunk.start}:{chunk.stop}"
-             if isinstance(chunk, slice) and chunk != Generator.EMPTY else "")
+             if isinstance(chunk, slice) and not _done(chunk) else "")
     rank = f" (rank {obj.rank} of {obj.size})" if obj.size > 1 else ""
     named = FlowError(f"{kind} {obj.name!r} ({obj.classname}) failed in {method}(){where}"
                       f"{rank}: {type(exc).__name__}: {exc}")

@@ -92,7 +92,7 @@ class Generator(FlowObject):
         """This rank's chunks, until ``next()`` says it is done."""
         while True:
             chunk = self.next()
-            if chunk is None or chunk == Generator.EMPTY:
+            if chunk is None or (isinstance(chunk, slice) and chunk == Generator.EMPTY):
                 return
             yield chunk
 
