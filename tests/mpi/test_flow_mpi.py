@@ -267,3 +267,29 @@ def test_the_cli_on_two_ranks_says_so(comm, shared_dir, capsys):
     printed = comm.allgather(capsys.readouterr().out)
     assert "MPI: 2 ranks, parallel HDF5" in printed[0] and "on 2 ranks" in printed[0]
     assert printed[1] == ""
+
+
+def test_a_bad_call_on_one_rank_stops_both_in_the_data_manager(comm, shared_dir):
+    """Checks run before the collective step: a rank whose call is wrong raises, the other
+    raises PeerFailed in the same call instead of waiting in HDF5."""
+    from h5forge.flow import DataManager
+    from h5forge.flow.mpi import ranks
+
+    with h5py.File(shared_dir / "dm.h5", "w", driver="mpio", comm=comm) as f:
+        dm = DataManager(f, ranks=ranks())
+        dm.create_dset("hits", "<f8")
+        sel = dm.reserve_data("hits", 5)
+        assert (sel.stop - sel.start, sel.start) == (5, 5 * comm.rank)
+        bad = slice(sel.start, sel.stop + (100 if comm.rank == 1 else 0))  # not reserved
+        with pytest.raises(FlowError) as info:
+            dm.write_data("hits", bad, np.zeros(bad.stop - bad.start))
+        if comm.rank == 1:
+            assert "rows up to 110 were not reserved" in str(info.value)
+        else:
+            assert isinstance(info.value, PeerFailed) and "rank 1 of 2" in str(info.value)
+        with pytest.raises(FlowError, match="give a slice of rows"):  # on every rank
+            dm.write_data("hits", np.array([sel.start]), [1.0])
+        dm.write_data("hits", sel, np.full(5, comm.rank, "<f8"))  # both go on afterwards
+        dm.close()
+    with h5py.File(shared_dir / "dm.h5", "r") as f:
+        assert f["hits/data"][()].tolist() == [0.0] * 5 + [1.0] * 5
