@@ -72,8 +72,10 @@ class _Dataset:
     __slots__ = ("dataset", "shape", "dtype", "fast")
 
     def __init__(self, dataset: h5py.Dataset):
-        self.dataset, self.shape, self.dtype = dataset, dataset.shape, dataset.dtype
+        self.dataset = dataset
         self.fast = fast_table(dataset)
+        self.shape = dataset.id.shape  # h5py's Dataset.shape costs twice as much
+        self.dtype = self.fast[1] if self.fast is not None else dataset.dtype
 
     def __getitem__(self, key: Any) -> Any:
         return self.dataset[key]
