@@ -33,6 +33,10 @@ the file name and the key, e.g. ``pipeline.yaml: stages[1] 'clusterer': unknown 
 - A mapping key written twice in the same mapping is an error (YAML would keep the last silently).
 - ``flow.source`` is required.  When it names a top-level key, that key defines a generator;
   otherwise it is a dataset path looped over by the built-in :data:`DEFAULT_GENERATOR`.
+  ``source: follow`` with a top-level ``follow:`` mapping without ``classname`` follows a live
+  file (keys, finished, frames, timeout, poll_interval, max_frames, file, dset_name; see
+  :mod:`h5forge.flow.live`): ``keys`` and ``frames`` are required, ``file`` is relative to
+  the configuration (default: the run's input).
 - ``flow.stages`` (default: none) lists stage names, each defined at the top level, no repeats.
 - ``flow.drop`` (default: none) is a list of dataset paths.
 - A generator, stage or resource needs ``classname``; ``path`` says where the class lives (absent:
