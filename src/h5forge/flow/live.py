@@ -31,7 +31,6 @@ import h5py
 import numpy as np
 
 from h5forge.errors import FlowError, FollowError
-from h5forge.flow.mpi import PeerFailed
 from h5forge.flow.objects import Generator
 from h5forge.follow import Follower, FrameReader, scan_rank_of
 
@@ -107,11 +106,10 @@ class FollowGenerator(Generator):
     def _check_ended(self) -> None:
         timed_out = self.data_manager.ranks.gather(
             self.follower.timed_out if self.follower is not None else False)[0]
-        if timed_out:
-            error = FlowError(f"generator {self.name!r}: no new frame in {self.file} for "
-                              f"{self.timeout:g} s and the writer did not set "
-                              f"{self.finished or 'a finished flag'}; the rows so far are kept")
-            raise error if self.rank == 0 else PeerFailed(str(error))  # reported once
+        if timed_out:  # raised on every rank; the engine reports it once (from rank 0)
+            raise FlowError(f"generator {self.name!r}: no new frame in {self.file} for "
+                            f"{self.timeout:g} s and the writer did not set "
+                            f"{self.finished or 'a finished flag'}; the rows so far are kept")
 
     def finish(self) -> None:
         if self.follower is not None:
