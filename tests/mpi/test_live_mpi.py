@@ -9,7 +9,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
+from h5forge.errors import FlowError
 from h5forge.flow import run
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -71,3 +73,26 @@ def test_a_live_flow_on_two_ranks(comm, shared_dir):
     assert who["sum"].tolist() == [float(frame(i).sum()) for i in range(40)]
     # rank 1 took its share of the batches with more than one frame
     assert set(who["rank"].tolist()) == {0, 1}
+
+
+def test_a_stalled_writer_stops_both_ranks_reported_once(comm, shared_dir):
+    scan, out = shared_dir / "scan.h5", shared_dir / "out.h5"
+    writer = None
+    if comm.rank == 0:
+        (shared_dir / "stages.py").write_text(STAGES)
+        (shared_dir / "live.yaml").write_text(CONFIG.replace("timeout: 20", "timeout: 1"))
+        writer = subprocess.Popen([sys.executable, str(TESTS / "follow" / "writer_proc.py"),
+                                   "live", str(scan), "--count", "6", "--interval", "0.005",
+                                   "--stall", "30", "--no-finish"], stdout=subprocess.DEVNULL)
+    comm.Barrier()
+    try:
+        with pytest.raises(FlowError, match="no new frame in .* for 1 s") as info:
+            run(shared_dir / "live.yaml", out, input=scan, progress=False)
+    finally:
+        if writer is not None:
+            writer.kill()
+            writer.wait(10)
+    assert comm.allgather(info.value.h5forge_report) == [True, False]
+    comm.Barrier()
+    with h5py.File(out, "r") as f:  # closed and valid, the 6 frames kept
+        assert f["frames/data"]["index"].tolist() == list(range(6))
