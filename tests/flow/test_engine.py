@@ -175,6 +175,17 @@ class Strided(Generator):
         LOG.append(("gen", "finish"))
 
 
+class EmptyWhenDone(Generator):
+    """h5flow's generator protocol: ``Generator.EMPTY`` (not None) once done."""
+
+    def init(self):
+        self.left = [slice(0, 4), slice(4, 9)]
+        LOG.append(("gen", "ranks", self.rank, self.size, self.comm))
+
+    def next(self):
+        return self.left.pop(0) if self.left else Generator.EMPTY
+
+
 class Boom(Stage):
     def __init__(self, fail_at=0, where="run", **params):
         super().__init__(**params)
@@ -509,6 +520,19 @@ def test_generator_named_with_classname_path_and_params(setup):
     assert os.path.samefile(gen[0][4], setup / "in.h5")  # input_filename
     assert gen[0][5:] == (2, 20, 3)                       # start, end, params
     assert gen[-1] == ("gen", "finish")
+
+
+def test_a_generator_returning_empty_ends_the_run_on_one_rank(setup):
+    cfg = config(setup, """
+        flow: {source: gen, stages: [rec]}
+        gen: {classname: EmptyWhenDone, path: stages.py, dset_name: events}
+        rec: {classname: Recorder, path: stages.py}
+    """)
+    summary = run(cfg, setup / "out.h5", input=setup / "in.h5", progress=False)
+    module = stages_module(setup)
+    assert [(s.start, s.stop) for s, _ in module.SEEN["rec"]] == [(0, 4), (4, 9)]
+    assert (summary.rows, summary.chunks, summary.ranks) == (9, 2, 1)
+    assert ("gen", "ranks", 0, 1, None) in module.LOG  # self.rank, self.size, self.comm
 
 
 def test_stage_and_resource_call_order(setup):
