@@ -291,6 +291,17 @@ def _classname(mapping: Mapping, where: str) -> str:
     return _string(mapping["classname"], where, "'classname'")
 
 
+def _class_mapping(raw: Any, what: str, keys: tuple[str, ...], where: str) -> str:
+    """Check that a generator's or stage's entry is a mapping of known keys with a
+    ``classname``; return the class name."""
+    if not isinstance(raw, Mapping):
+        raise FlowConfigError(
+            f"{where}: {what} must be a mapping with 'classname', not {_type_name(raw)} {raw!r}"
+        )
+    _check_keys(raw, keys, where)
+    return _classname(raw, where)
+
+
 def _params(mapping: Mapping, fixed: frozenset[str], where: str) -> dict[str, Any]:
     params = mapping.get("params")
     if params is None:
@@ -562,13 +573,7 @@ def parse_config(data: Any, path: str | PathLike[str] = "<config>") -> FlowConfi
     elif source in data:
         where = f"{label}: source {source!r}"
         gen = data[source]
-        if not isinstance(gen, Mapping):
-            raise FlowConfigError(
-                f"{where}: a generator must be a mapping with 'classname', not "
-                f"{_type_name(gen)} {gen!r}"
-            )
-        _check_keys(gen, _GENERATOR_KEYS, where)
-        classname = _classname(gen, where)
+        classname = _class_mapping(gen, "a generator", _GENERATOR_KEYS, where)
         dset_name = gen.get("dset_name")
         if dset_name is not None:
             dset_name = _dataset_name(dset_name, where, "'dset_name'")
@@ -588,13 +593,7 @@ def parse_config(data: Any, path: str | PathLike[str] = "<config>") -> FlowConfi
     for i, name in enumerate(stage_names):
         where = f"{label}: stages[{i}] {name!r}"
         raw = data[name]
-        if not isinstance(raw, Mapping):
-            raise FlowConfigError(
-                f"{where}: a stage must be a mapping with 'classname', not "
-                f"{_type_name(raw)} {raw!r}"
-            )
-        _check_keys(raw, _STAGE_KEYS, where)
-        classname = _classname(raw, where)
+        classname = _class_mapping(raw, "a stage", _STAGE_KEYS, where)
         requires = _requires(raw, where)
         for j, req in enumerate(requires):
             if loop_dset is not None and req.name == loop_dset:
