@@ -20,6 +20,7 @@ __all__ = [
     "MissingDependencyError",
     "ConfigurationError",
     "VersionError",
+    "VersionClosedError",
     "FlowConfigError",
     "FlowError",
     "FollowError",
@@ -77,8 +78,14 @@ class ConfigurationError(H5ForgeError, ValueError):
     """A dataset I/O configuration (chunks, buffers, compression) is invalid."""
 
 
-class VersionError(H5ForgeError):
-    """A versioned-file operation is invalid (unknown version, write to a committed one...)."""
+class VersionError(H5ForgeError, ValueError):
+    """A versioned-file operation is invalid (unknown version, write to a committed one...).
+
+    A ``ValueError`` too, as versioned-hdf5 raises these."""
+
+
+class VersionClosedError(VersionError):
+    """A stage whose ``with`` block has ended, or a closed ``VersionedFile``, was used."""
 
 
 class FlowConfigError(H5ForgeError, ValueError):
