@@ -118,6 +118,13 @@ class Encoder:
                 )
         return codec
 
+    def plan_of(self, obj: Any) -> Node | None:
+        """The node planned for ``obj`` (being or already encoded), or None: lets a codec see
+        whether a member refers back to the object it is encoding."""
+        entry = self._memo.get(id(obj))
+        return entry[1] if entry is not None and entry[0] is obj and \
+            isinstance(entry[1], Node) else None
+
     # -- packing support ------------------------------------------------------------------
     def may_pack(self, container: Any, members: list[Any]) -> bool:
         """Whether ``members`` of ``container`` may go into one table: none is shared (already

@@ -6,10 +6,21 @@ A user object is a group with ``class`` = its qualified name and a child group
 State comes from a custom ``__getstate__`` if the class has one, else from ``__dict__`` and
 ``__slots__``; loading creates the instance with ``cls.__new__`` (``__init__`` is not called)
 and restores the state with ``__setstate__`` or plain attribute assignment.
+
+The reduce rule (see docs/FORMAT.md, "The reduce rule"): a class that takes part in pickle's
+protocol (``__reduce__``/``__reduce_ex__`` of its own, ``__getnewargs__``/``__getnewargs_ex__``)
+is stored the way pickle would rebuild it, but only when the rebuilding callable is the class
+itself (``cls(*args)``, attribute ``construct`` = ``call``) or ``cls.__new__`` (pickle's
+``copyreg.__newobj__``/``__newobj_ex__``, ``construct`` = ``new``); the arguments are the child
+nodes ``new_arguments`` (a list) and ``new_keywords`` (a dict). Any other callable (a module
+function such as astropy's ``_recreate_irreducible_unit``) is refused at dump: h5forge never
+calls a function named in a file, and storing the plain state instead would load a look-alike.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copyreg
 import inspect
 import io
 import pickle
@@ -20,17 +31,22 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5forge.errors import CodecError, CorruptFileError
+from h5forge.errors import CodecError, CorruptFileError, UnsafeContentError
 from h5forge.store import registry
 from h5forge.store.codecs.builtins import encode_mapping_members, read_str, str_dataset
 from h5forge.store.decoder import Stored, inline_value
-from h5forge.store.layout import RESERVED_ATTRIBUTES, dataset_node, group_node
+from h5forge.store.layout import RESERVED_ATTRIBUTES, Node, dataset_node, group_node
+from h5forge.store.lazy import LazyArray
 from h5forge.store.unknown import UnknownObject
 
-__all__ = ["ObjectCodec", "object_state"]
+__all__ = ["ObjectCodec", "object_state", "eager", "reduce_form"]
 
 INSTANCE_ATTRIBUTES = "instance_attributes"
 CLASS_ATTRIBUTES = "class_attributes"
+NEW_ARGUMENTS = "new_arguments"
+NEW_KEYWORDS = "new_keywords"
+#: Members of an object's group that are always child nodes (never inline attributes).
+_STRUCTURAL = frozenset({INSTANCE_ATTRIBUTES, CLASS_ATTRIBUTES, NEW_ARGUMENTS, NEW_KEYWORDS})
 #: Python-defined classes whose instances stand for live resources, not data.
 _LIVE = (io.IOBase, socket.socket, h5py.HLObject, types.ModuleType, types.FunctionType,
          types.MethodType, types.GeneratorType, types.CoroutineType, BaseException)
@@ -121,10 +137,17 @@ class ObjectCodec(registry.Codec):
         version = getattr(cls, "__h5forge_version__", None)
         if version is not None:
             node.attrs["class_version"] = version
-        state, custom = object_state(obj)
+        form = reduce_form(obj, where)
+        if form is None:
+            state, custom = object_state(obj)
+        else:
+            construct, args, kwargs, state, custom = form
+            node.attrs["construct"] = construct
+            _add_arguments(enc, node, obj, args, kwargs, where)
         if custom:
             node.attrs["state"] = "getstate"
-        node.add(INSTANCE_ATTRIBUTES, _state_node(enc, state, where))
+        if form is None or state is not None:
+            node.add(INSTANCE_ATTRIBUTES, _state_node(enc, state, where))
         if registry.class_options(cls).get("class_attributes"):
             data = _class_data(cls)
             node.add(CLASS_ATTRIBUTES, encode_mapping_members(
@@ -133,9 +156,13 @@ class ObjectCodec(registry.Codec):
 
     def decode(self, stored, dec):
         cls = stored.cls
-        obj = cls.__new__(cls)
+        obj = _construct(stored, dec, cls)
         dec.register(stored, obj)
-        state = dec.child(stored, INSTANCE_ATTRIBUTES)
+        if stored.attrs.get("construct") is not None and \
+                INSTANCE_ATTRIBUTES not in stored.children():
+            return obj  # rebuilt by its constructor alone (pickle's state was None)
+        with eager(dec):
+            state = _real_arrays(dec.child(stored, INSTANCE_ATTRIBUTES))
         stored_version = stored.attrs.get("class_version")
         if hasattr(cls, "__h5forge_migrate__") and \
                 inline_value(stored_version) != getattr(cls, "__h5forge_version__", None):
@@ -145,6 +172,156 @@ class ObjectCodec(registry.Codec):
         else:
             set_state(obj, state, stored.path)
         return obj
+
+
+# -- the reduce rule ------------------------------------------------------------------------------
+def _own_reduce(cls: type) -> bool:
+    """Whether ``cls`` overrides pickle's default ``__reduce_ex__``/``__reduce__``."""
+    return cls.__reduce_ex__ is not object.__reduce_ex__ or \
+        cls.__reduce__ is not object.__reduce__
+
+
+def _takes_part_in_reduce(cls: type) -> bool:
+    return _own_reduce(cls) or hasattr(cls, "__getnewargs_ex__") or \
+        hasattr(cls, "__getnewargs__") or cls in copyreg.dispatch_table
+
+
+def _callable_name(func: Any) -> str:
+    module = getattr(func, "__module__", None) or "?"
+    return f"{module}.{getattr(func, '__qualname__', type(func).__qualname__)}"
+
+
+def reduce_form(obj: Any, where: str) -> tuple[str, tuple, dict, Any, bool] | None:
+    """How pickle would rebuild ``obj``, when that is not just ``cls.__new__(cls)`` + state:
+    ``(construct, args, kwargs, state, custom)`` with ``construct`` = ``"new"``
+    (``cls.__new__(cls, *args, **kwargs)``) or ``"call"`` (``cls(*args)``); None for plain
+    objects. Raises :class:`CodecError` when pickle would call anything else (a function named
+    by the class), lists/dict items or a state setter, which h5forge never does on load."""
+    cls = type(obj)
+    if not _takes_part_in_reduce(cls):
+        return None
+    name = registry.class_name_of(cls)
+    if cls in copyreg.dispatch_table:
+        raise CodecError(f"cannot store {where}: {name} is pickled by a copyreg function "
+                         f"({_callable_name(copyreg.dispatch_table[cls])}), which h5forge never "
+                         f"calls from a file; register a codec for it (h5forge.register_codec)")
+    try:
+        rv = obj.__reduce_ex__(4)
+    except Exception as exc:  # noqa: BLE001 - a class refusing pickle refuses storage too
+        raise CodecError(f"cannot store {where}: {name}.__reduce_ex__ failed "
+                         f"({type(exc).__name__}: {exc})") from exc
+    if isinstance(rv, str):
+        raise CodecError(f"cannot store {where}: {name} pickles by reference to the global "
+                         f"{rv!r} (a singleton), which h5forge does not rebuild from a file; "
+                         f"register a codec for it")
+    if not isinstance(rv, tuple) or not 2 <= len(rv) <= 6:
+        raise CodecError(f"cannot store {where}: {name}.__reduce_ex__ returned {type(rv)}")
+    func, args, state = rv[0], rv[1], rv[2] if len(rv) > 2 else None
+    extra = [part for part in rv[3:] if part is not None]
+    if extra:
+        raise CodecError(f"cannot store {where}: {name}.__reduce_ex__ adds list/dict items or a "
+                         f"state setter, which h5forge does not replay; register a codec for it")
+    own = _own_reduce(cls)
+    if func is copyreg.__newobj__ and args and args[0] is cls:
+        construct, args, kwargs = "new", tuple(args[1:]), {}
+    elif func is copyreg.__newobj_ex__ and len(args) == 3 and args[0] is cls:
+        construct, args, kwargs = "new", tuple(args[1]), dict(args[2])
+    elif func is copyreg._reconstructor and len(args) == 3 and args[0] is cls and \
+            args[1] is object and args[2] is None:
+        construct, args, kwargs = "new", (), {}
+    elif func is cls:
+        construct, args, kwargs = "call", tuple(args), {}
+    else:
+        raise CodecError(
+            f"cannot store {where}: pickle rebuilds {name} by calling "
+            f"{_callable_name(func)}, and h5forge never calls a function named in a file "
+            f"(storing the bare state would load a look-alike). Register a codec for it "
+            f"(h5forge.register_codec), or convert it to data first")
+    if not own:  # pickle's default protocol: keep h5forge's usual state layout
+        if construct == "new" and not args and not kwargs:
+            return None
+        state, custom = object_state(obj)
+        return construct, args, kwargs, state, custom
+    return construct, args, kwargs, state, type(state) is not dict
+
+
+def _refers_to(node: Node, target: Node) -> bool:
+    """Whether the planned subtree ``node`` holds a hard link to ``target``."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.kind == "link" and current.data is target:
+            return True
+        if current.kind == "group":
+            stack.extend(current.members.values())
+    return False
+
+
+def _add_arguments(enc, node: Node, obj: Any, args: tuple, kwargs: dict, where: str) -> None:
+    holder = enc.plan_of(obj)
+    parts = []
+    if args:
+        parts.append((NEW_ARGUMENTS, enc.node(list(args), f"{where}.__reduce__()[1]",
+                                             inline=False)))
+    if kwargs:
+        parts.append((NEW_KEYWORDS, enc.node(dict(kwargs), f"{where}.__reduce__() keywords",
+                                            inline=False)))
+    for member, part in parts:
+        if holder is not None and _refers_to(part, holder):
+            raise CodecError(f"cannot store {where}: the arguments that rebuild it refer back "
+                             f"to the object itself (pickle cannot rebuild this either)")
+        node.add(member, part)
+
+
+def _construct(stored: Stored, dec, cls: type) -> Any:
+    """A new instance of ``cls`` as the node's ``construct`` attribute says."""
+    construct = inline_value(stored.attrs.get("construct"))
+    if construct is None:
+        return cls.__new__(cls)
+    if construct not in ("new", "call"):
+        raise CorruptFileError(f"{stored.path}: attribute 'construct' must be 'new' or 'call', "
+                               f"found {construct!r}")
+    if not _takes_part_in_reduce(cls):
+        raise UnsafeContentError(
+            f"{stored.path}: class {stored.class_name!r} does not define __reduce__, "
+            f"__reduce_ex__ or __getnewargs__, so h5forge never wrote it with constructor "
+            f"arguments; refusing to call it with arguments from the file")
+    children = stored.children()
+    with eager(dec):
+        args = dec.child(stored, NEW_ARGUMENTS) if NEW_ARGUMENTS in children else []
+        kwargs = dec.child(stored, NEW_KEYWORDS) if NEW_KEYWORDS in children else {}
+    if type(args) is not list or type(kwargs) is not dict or \
+            not all(type(k) is str for k in kwargs):
+        raise CorruptFileError(f"{stored.path}: {NEW_ARGUMENTS} must be a list and "
+                               f"{NEW_KEYWORDS} a dict of str keys")
+    args = [_real_arrays(a) for a in args]
+    if construct == "call":
+        if kwargs:
+            raise CorruptFileError(f"{stored.path}: construct 'call' takes no {NEW_KEYWORDS}")
+        return cls(*args)
+    return cls.__new__(cls, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def eager(dec):
+    """Decode with ``lazy`` off: arrays that end up inside an object (its state, its
+    constructor's arguments) must be real arrays, not :class:`LazyArray`."""
+    saved = dec.lazy
+    dec.lazy = False
+    try:
+        yield
+    finally:
+        dec.lazy = saved
+
+
+def _real_arrays(value: Any) -> Any:
+    """``value`` with LazyArray members of a dict state (a shared array first loaded lazily
+    elsewhere) read in full."""
+    if isinstance(value, LazyArray):
+        return value.load()
+    if type(value) is dict and any(isinstance(v, LazyArray) for v in value.values()):
+        return {k: v.load() if isinstance(v, LazyArray) else v for k, v in value.items()}
+    return value
 
 
 def set_state(obj: Any, state: Any, path: str) -> None:
@@ -191,7 +368,8 @@ class UnknownCodec(registry.Codec):
                 node.add(key, _state_node(enc, value, f"{where}.state[{key!r}]"))
                 continue
             node.add(key, enc.node(value, f"{where}.state[{key!r}]",
-                                   inline=key not in RESERVED_ATTRIBUTES))
+                                   inline=key not in RESERVED_ATTRIBUTES and
+                                   key not in _STRUCTURAL))
         return node
 
     def decode(self, stored, dec):
@@ -269,5 +447,30 @@ class PickleCodec(registry.Codec):
         return pickle.loads(stored.read_bytes())
 
 
-for _codec in (ObjectCodec, UnknownCodec, ForeignCodec, BoxCodec, PickleCodec):
+class NamespaceCodec(registry.Codec):
+    """``types.SimpleNamespace``: the object layout (its attributes in
+    ``instance_attributes``). Decoded by its registered name, so loading it does not open the
+    ``types`` module to the class resolver (see ``registry._NEVER_IMPLICIT``)."""
+
+    types = (types.SimpleNamespace,)
+    names = ("types.SimpleNamespace",)
+
+    def encode(self, obj, enc, where):
+        node = group_node("types.SimpleNamespace")
+        node.add(INSTANCE_ATTRIBUTES, _state_node(enc, dict(vars(obj)), where))
+        return node
+
+    def decode(self, stored, dec):
+        obj = types.SimpleNamespace()
+        dec.register(stored, obj)
+        with eager(dec):
+            state = _real_arrays(dec.child(stored, INSTANCE_ATTRIBUTES))
+        if type(state) is not dict or not all(type(k) is str for k in state):
+            raise CorruptFileError(f"{stored.path}: a SimpleNamespace needs a dict of str keys "
+                                   f"in {INSTANCE_ATTRIBUTES}")
+        vars(obj).update(state)
+        return obj
+
+
+for _codec in (ObjectCodec, UnknownCodec, ForeignCodec, BoxCodec, PickleCodec, NamespaceCodec):
     registry.register_codec(_codec)
