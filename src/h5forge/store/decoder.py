@@ -26,6 +26,7 @@ from h5forge.errors import (
 from h5forge.store import registry
 from h5forge.store.attributes import read_attrs
 from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES
+from h5forge.store.members import is_leftover, warn_mismatch
 
 __all__ = ["Decoder", "Stored", "UnknownClassWarning", "inline_value", "open_child"]
 
@@ -69,13 +70,26 @@ class Stored:
             if not self.is_group:
                 self._children = []
             else:
-                self._children = _hard_link_names(self.h5, self.path)
+                names = _hard_link_names(self.h5, self.path)
+                leftovers = [n for n in names if is_leftover(n)]
+                if leftovers:  # written aside by an interrupted dump/update: never a member
+                    warn_mismatch(self.path, f"ignored leftovers of an interrupted write: "
+                                             f"{leftovers[:3]}", stacklevel=4)
+                    names = [n for n in names if not is_leftover(n)]
+                self._children = names
         return self._children
 
     def member_names(self) -> list[str]:
         """Children plus inline attribute members, children first."""
         names = list(self.children())
-        names.extend(k for k in self.attrs if k not in RESERVED_ATTRIBUTES)
+        inline = [k for k in self.attrs if k not in RESERVED_ATTRIBUTES]
+        if inline and names:
+            both = set(names).intersection(inline)
+            if both:  # e.g. an update interrupted between its two steps: the attribute wins
+                warn_mismatch(self.path, f"members both an attribute and a child (the "
+                                         f"attribute is loaded): {sorted(both)[:5]}", stacklevel=4)
+                names = [n for n in names if n not in both]
+        names.extend(inline)
         return names
 
     def dataset(self) -> h5py.Dataset:

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError, UnsafeContentError
-from h5forge.store import registry
+from h5forge.store import members, registry
 from h5forge.store.decoder import Decoder, Stored
 from h5forge.store.encoder import Encoder, is_plain_text
 from h5forge.store.layout import RESERVED_ATTRIBUTES, Node, dataset_node, group_node
@@ -132,13 +132,9 @@ def decode_sequence(stored: Stored, dec: Decoder) -> list[Any]:
     if not stored.is_group:
         return _decode_packed(stored)
     names = [n for n in stored.member_names() if n != INSTANCE_ATTRIBUTES]
-    try:
-        order = sorted(names, key=int)
-    except ValueError:
-        raise CorruptFileError(f"{stored.path}: sequence members must be named 0..n-1, "
-                               f"found {names[:5]}") from None
-    if order != [str(i) for i in range(len(order))]:
-        raise CorruptFileError(f"{stored.path}: sequence members are not 0..{len(order) - 1}")
+    order, odd = members.sequence_order(names)
+    if odd:  # changed outside h5forge: load what is there (h5forge tree shows the same)
+        members.warn_mismatch(stored.path, f"not numbered 0..{len(order) - 1}: {odd[:5]}")
     return [dec.member(stored, name) for name in order]
 
 
@@ -248,18 +244,20 @@ def decode_mapping_items(stored: Stored, dec: Decoder) -> list[tuple[Any, Any]]:
     if stored.attrs.get("layout") == "items":
         keys = dec.child(stored, "keys")
         values = dec.child(stored, "values")
-        if not isinstance(keys, list) or not isinstance(values, list) or len(keys) != len(values):
-            raise CorruptFileError(f"{stored.path}: 'keys' and 'values' must be lists of the "
-                                   f"same length")
+        if not isinstance(keys, list) or not isinstance(values, list):
+            raise CorruptFileError(f"{stored.path}: 'keys' and 'values' must be lists")
+        if len(keys) != len(values):  # changed outside h5forge: load the complete pairs
+            members.warn_mismatch(stored.path, f"{len(keys)} keys but {len(values)} values; "
+                                               f"the extra ones are not loaded")
         return list(zip(keys, values))
     keys = stored.attrs.get("keys")
     names = stored.member_names()
     if keys is None:
         order = sorted(names)
-    else:
-        order = [k.decode() if isinstance(k, bytes) else str(k) for k in np.atleast_1d(keys)]
-        if sorted(order) != sorted(names):
-            raise CorruptFileError(f"{stored.path}: attribute 'keys' does not match the members")
+    else:  # changed outside h5forge: load what is there (h5forge tree shows the same)
+        order, unlisted, missing = members.mapping_order(members.keys_list(keys), names)
+        if unlisted or missing:
+            members.warn_mismatch(stored.path, members.describe_difference(unlisted, missing))
     return [(name, dec.member(stored, name)) for name in order]
 
 
