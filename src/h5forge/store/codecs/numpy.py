@@ -8,7 +8,10 @@ group of members. Fortran-ordered arrays are stored transposed (no copy) with ``
 
 from __future__ import annotations
 
+import json
 import math
+import sys
+from typing import Any
 
 import h5py
 import numpy as np
@@ -16,7 +19,7 @@ import numpy as np
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
 from h5forge.store.attributes import read_attrs
-from h5forge.store.codecs.builtins import decode_sequence, encode_sequence
+from h5forge.store.codecs.builtins import decode_sequence, encode_sequence, read_str, str_dataset
 from h5forge.store.codecs.objects import (
     INSTANCE_ATTRIBUTES,
     plain_state,
@@ -53,10 +56,12 @@ def array_node(arr: np.ndarray, class_name: str, enc: Encoder, where: str,
         return encode_sequence(enc, codec, arr, class_name, list(arr.ravel()), where,
                                dtype="object", shape=list(arr.shape))
     if _StringDType is not None and isinstance(dtype, _StringDType):
-        if getattr(dtype, "na_object", None) is not None:
-            raise CodecError(f"cannot store {where}: StringDType with a missing-value object "
-                             f"is not supported; fill the missing values first")
-        return _text_array(arr.astype(object), class_name, "StringDType", where)
+        options = string_dtype_attrs(dtype, where)
+        if "na_object" in options:
+            return _text_with_missing(arr, class_name, options, where)
+        node = _text_array(arr.astype(object), class_name, "StringDType", where)
+        node.attrs.update(options)
+        return node
     if dtype.kind == "U":
         return _text_array(arr.astype(object), class_name, dtype.str, where)
     if dtype.kind in "mM":  # int64 ticks; the unit (and a non-native byte order) in "dtype"
@@ -85,10 +90,101 @@ def _text_array(values: np.ndarray, class_name: str, dtype_name: str, where: str
     return dataset_node(class_name, data, dtype=dtype_name, encoding="utf-32")
 
 
+# -- StringDType options ------------------------------------------------------------------------
+def string_dtype_attrs(dtype: np.dtype, where: str) -> dict[str, Any]:
+    """The attributes that keep a StringDType's options: ``na_object`` (``None``, ``nan``,
+    ``pandas.NA`` or ``str``, the text itself in ``na_value``) and ``coerce`` = False."""
+    attrs: dict[str, Any] = {}
+    if not dtype.coerce:
+        attrs["coerce"] = False
+    if not hasattr(dtype, "na_object"):
+        return attrs
+    na = dtype.na_object
+    if na is None:
+        attrs["na_object"] = "None"
+    elif isinstance(na, float) and math.isnan(na):
+        attrs["na_object"] = "nan"
+    elif isinstance(na, str) and is_plain_text(na):
+        attrs["na_object"], attrs["na_value"] = "str", na
+    elif _is_pandas_na(na):
+        attrs["na_object"] = "pandas.NA"
+    else:
+        raise CodecError(f"cannot store {where}: StringDType missing-value object {na!r} is not "
+                         f"None, NaN, pandas.NA or a plain str; convert the array first")
+    return attrs
+
+
+def _is_pandas_na(value: Any) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and value is pd.NA
+
+
+def _string_dtype(attrs: Any, path: str) -> np.dtype:
+    """The StringDType the attributes of :func:`string_dtype_attrs` describe."""
+    if _StringDType is None:
+        return np.dtype(object)
+    options: dict[str, Any] = {}
+    coerce = attrs.get("coerce")
+    if coerce is not None:
+        options["coerce"] = bool(coerce)
+    kind = attrs.get("na_object")
+    if kind is not None:
+        if kind == "None":
+            options["na_object"] = None
+        elif kind == "nan":
+            options["na_object"] = float("nan")
+        elif kind == "str":
+            value = attrs.get("na_value")
+            if not isinstance(value, str):
+                raise CorruptFileError(f"{path}: na_object 'str' needs a string 'na_value'")
+            options["na_object"] = value
+        elif kind == "pandas.NA":
+            try:
+                import pandas as pd
+            except ImportError:
+                raise CorruptFileError(f"{path}: the missing values are pandas.NA; install "
+                                       f"pandas to load this array") from None
+            options["na_object"] = pd.NA
+        else:
+            raise CorruptFileError(f"{path}: unknown StringDType na_object {kind!r}")
+    return _StringDType(**options)
+
+
+MISSING = "missing"
+
+
+def _text_with_missing(arr: np.ndarray, class_name: str, options: dict, where: str) -> Node:
+    """A StringDType array with missing values: a group with the text (``values``, missing
+    entries as "") and a bool ``missing`` mask, attributes ``dtype`` and the options."""
+    na = arr.dtype.na_object
+    values = arr.astype(object)
+    flat = values.reshape(-1)
+    mask = np.fromiter((v is na for v in flat), bool, flat.size).reshape(values.shape)
+    flat[mask.reshape(-1)] = ""
+    node = group_node(class_name, dtype="StringDType", **options)
+    node.add("values", _text_array(values, "numpy.ndarray", "StringDType", where))
+    node.add(MISSING, dataset_node("numpy.ndarray", mask))
+    return node
+
+
+def _read_text_with_missing(stored: Stored, dec: Decoder) -> np.ndarray:
+    dtype = _string_dtype(stored.attrs, stored.path)
+    values = np.asarray(read_array(_child(stored, "values"), dec))
+    mask = np.asarray(read_array(_child(stored, MISSING), dec))
+    if mask.dtype != bool or mask.shape != values.shape:
+        raise CorruptFileError(f"{stored.path}: '{MISSING}' must be a bool array of the text's "
+                               f"shape {values.shape}")
+    out = values.astype(object)
+    out[mask] = dtype.na_object if hasattr(dtype, "na_object") else None
+    return out.astype(dtype) if _StringDType is not None else out
+
+
 def read_array(stored: Stored, dec: Decoder) -> np.ndarray | LazyArray:
     """Read an array node written by :func:`array_node`."""
     attrs = stored.attrs
     dtype_name = attrs.get("dtype")
+    if stored.is_group and dtype_name == "StringDType":
+        return _read_text_with_missing(stored, dec)
     if stored.is_group or dtype_name == "object":
         return _read_object_array(stored, dec)
     order_f = attrs.get("order") == "F"
@@ -108,8 +204,12 @@ def read_array(stored: Stored, dec: Decoder) -> np.ndarray | LazyArray:
         if codes.size and codes.max() > 0x10FFFF:
             raise CorruptFileError(f"{stored.path}: code points beyond U+10FFFF")
         text = codes.view(f"<U{codes.shape[-1]}").reshape(codes.shape[:-1])
+        if dtype_name == "StringDType":
+            return text.astype(_string_dtype(attrs, stored.path))
         return text.astype(_numpy_dtype(dtype_name, stored.path))
-    if dtype_name == "StringDType" or dtype_name.lstrip("<>|=").startswith("U"):
+    if dtype_name == "StringDType":
+        return np.array(ds.asstr()[()], dtype=_string_dtype(attrs, stored.path))
+    if dtype_name.lstrip("<>|=").startswith("U"):
         values = ds.asstr()[()]
         return np.array(values, dtype=_numpy_dtype(dtype_name, stored.path))
     dtype = _numpy_dtype(dtype_name, stored.path)
@@ -212,6 +312,8 @@ class ArrayCodec(registry.Codec):
         if subclass and stored.is_group and stored.attrs.get("dtype") != "object":
             return self._decode_with_state(stored, dec, cls)
         arr = read_array(stored, dec)
+        if subclass and isinstance(arr, LazyArray):
+            arr = arr.load()  # a subclass (np.matrix, ...) needs its data in memory
         if subclass and isinstance(arr, np.ndarray):
             return arr.view(cls)
         return arr
@@ -285,5 +387,101 @@ class ScalarCodec(registry.Codec):
         return value
 
 
-for _codec in (ArrayCodec, MaskedArrayCodec, ScalarCodec):
+# -- numpy.dtype objects ------------------------------------------------------------------------
+#: Longest dtype description read from a file.
+DTYPE_TEXT_MAX = 1 << 16
+
+
+def dtype_spec(dtype: np.dtype, where: str) -> Any:
+    """A JSON-able description of ``dtype``: its ``.str`` (``<f4``, ``|S5``, ``<M8[ns]``,
+    ``|O``) or, for structured and sub-array dtypes, a dict of names/formats/offsets/itemsize
+    (``aligned``) or base/shape, formats described the same way."""
+    if dtype.metadata:
+        raise CodecError(f"cannot store {where}: numpy dtype {dtype} carries metadata "
+                         f"({dict(dtype.metadata)!r}), which h5forge does not store")
+    if dtype.fields is not None:
+        if any(len(dtype.fields[name]) > 2 for name in dtype.names):
+            raise CodecError(f"cannot store {where}: numpy dtype {dtype} has field titles")
+        spec = {"names": list(dtype.names),
+                "formats": [dtype_spec(dtype.fields[n][0], where) for n in dtype.names],
+                "offsets": [int(dtype.fields[n][1]) for n in dtype.names],
+                "itemsize": int(dtype.itemsize)}
+        if dtype.isalignedstruct:
+            spec["aligned"] = True
+        return spec
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return {"base": dtype_spec(base, where), "shape": [int(n) for n in shape]}
+    if _StringDType is not None and isinstance(dtype, _StringDType):
+        return "StringDType"
+    return dtype.str
+
+
+def spec_dtype(spec: Any, path: str, depth: int = 0) -> np.dtype:
+    """The dtype a :func:`dtype_spec` description stands for (checked: only strings, lists of
+    ints/strings and nested descriptions reach numpy)."""
+    if depth > 32:
+        raise CorruptFileError(f"{path}: dtype description nested too deeply")
+    if isinstance(spec, str):
+        if spec == "StringDType":
+            return _StringDType() if _StringDType is not None else np.dtype(object)
+        return _numpy_dtype(spec, path)
+    if isinstance(spec, dict) and set(spec) == {"base", "shape"}:
+        shape = spec["shape"]
+        if not isinstance(shape, list) or not all(type(n) is int and 0 <= n < 2**31
+                                                  for n in shape):
+            raise CorruptFileError(f"{path}: bad sub-array shape {shape!r} in a dtype")
+        return np.dtype((spec_dtype(spec["base"], path, depth + 1), tuple(shape)))
+    if isinstance(spec, dict) and {"names", "formats", "offsets", "itemsize"} <= set(spec) <= \
+            {"names", "formats", "offsets", "itemsize", "aligned"}:
+        names, formats, offsets = spec["names"], spec["formats"], spec["offsets"]
+        if not (isinstance(names, list) and isinstance(formats, list) and
+                isinstance(offsets, list) and len(names) == len(formats) == len(offsets) and
+                all(isinstance(n, str) for n in names) and
+                all(type(o) is int and o >= 0 for o in offsets) and
+                type(spec["itemsize"]) is int):
+            raise CorruptFileError(f"{path}: bad structured dtype description")
+        fields = {"names": names, "offsets": offsets, "itemsize": spec["itemsize"],
+                  "formats": [spec_dtype(f, path, depth + 1) for f in formats]}
+        return np.dtype(fields, align=bool(spec.get("aligned", False)))
+    raise CorruptFileError(f"{path}: {spec!r} is not a dtype description")
+
+
+class DTypeCodec(registry.Codec):
+    """``numpy.dtype`` objects (any dtype class: ``numpy.dtypes.Float64DType``, ...): a string
+    dataset, ``class`` = ``numpy.dtype``, holding the dtype's ``.str`` (``<f8``) or, for
+    structured and sub-array dtypes, a JSON description; StringDType options as attributes."""
+
+    types = (np.dtype,)
+    names = ("numpy.dtype",)
+    tracks_identity = False
+
+    def matches(self, tp):
+        return issubclass(tp, np.dtype)
+
+    def encode(self, obj, enc, where):
+        spec = dtype_spec(obj, where)
+        attrs = string_dtype_attrs(obj, where) if spec == "StringDType" else {}
+        if isinstance(spec, str):
+            return str_dataset("numpy.dtype", spec, **attrs)
+        return str_dataset("numpy.dtype", json.dumps(spec), format="json")
+
+    def decode(self, stored, dec):
+        text = read_str(stored)
+        if len(text) > DTYPE_TEXT_MAX:
+            raise CorruptFileError(f"{stored.path}: dtype description of {len(text)} "
+                                   f"characters")
+        if stored.attrs.get("format") == "json":
+            try:
+                spec = json.loads(text)
+            except ValueError:
+                raise CorruptFileError(f"{stored.path}: dtype description is not JSON") \
+                    from None
+            return spec_dtype(spec, stored.path)
+        if text == "StringDType":
+            return _string_dtype(stored.attrs, stored.path)
+        return spec_dtype(text, stored.path)
+
+
+for _codec in (ArrayCodec, MaskedArrayCodec, ScalarCodec, DTypeCodec):
     registry.register_codec(_codec)
