@@ -16,6 +16,7 @@ __all__ = [
     "FormatVersionError",
     "NodeExistsError",
     "NodeNotFoundError",
+    "UpdateError",
     "ResourceLimitError",
     "MissingDependencyError",
     "ConfigurationError",
@@ -64,6 +65,12 @@ class NodeNotFoundError(H5ForgeError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class UpdateError(H5ForgeError, ValueError):
+    """An in-place update (``dump`` into a stored tree, ``append``, ``delete``) cannot be
+    expressed in the stored layout (a member of a set, a column of a DataFrame, ...). Raised
+    before anything is written."""
 
 
 class ResourceLimitError(H5ForgeError, MemoryError):
