@@ -1,6 +1,9 @@
-"""The flow data manager: tables, amortized growth, references and exact regions."""
+"""The flow data manager: exact table lengths, h5flow's reference layout, exact regions."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -28,19 +31,34 @@ def fill(dm, name, n):
     return sel
 
 
-def test_reserve_grows_in_amortized_steps_and_close_trims(dm):
-    resizes = []
+def test_tables_are_exactly_as_long_as_the_rows_reserved_at_every_moment(dm):
+    """Another reader of the file mid-run (h5flow, h5py in another process) sees only reserved
+    rows: no capacity beyond them, and nothing left to trim at the end."""
     dset = dm.get_dset("hits")
-    for _ in range(200):
-        before = dset.shape[0]
+    for i in range(1, 30):
         fill(dm, "hits", 7)
-        if dset.shape[0] != before:
-            resizes.append(dset.shape[0])
-    assert dm.rows("hits") == 1400
-    assert len(resizes) <= 3  # 1024, 2048: doubling, not one resize per chunk
+        assert dset.shape == (7 * i,) and dm.rows("hits") == 7 * i
+    dm.file.flush()
+    seen = subprocess.run(  # a second process reading the file mid-run
+        [sys.executable, "-c", "import h5py, sys; f = h5py.File(sys.argv[1], 'r', "
+         "locking=False); d = f['hits/data']; print(d.shape[0], d['q'][:3].tolist())",
+         dm.file.filename], capture_output=True, text=True, timeout=60)
+    assert seen.returncode == 0, seen.stderr
+    assert seen.stdout.split(None, 1) == ["203", "[0.0, 1.0, 2.0]\n"]
     dm.close()
-    assert dset.shape == (1400,) and dset.attrs["h5forge_rows"] == 1400
-    assert list(dset["q"][:3]) == [0, 1, 2]
+    assert dset.shape == (203,) and "h5forge_rows" not in dset.attrs
+
+
+def test_region_tables_grow_with_their_tables(dm):
+    fill(dm, "events", 3)
+    dm.create_ref("events", "hits")
+    assert dm.get_ref_region("events", "hits").shape == (3,)
+    assert dm.get_ref_region("hits", "events").shape == (0,)
+    fill(dm, "hits", 5)
+    fill(dm, "events", 2)
+    assert dm.get_ref_region("events", "hits").shape == (5,)
+    assert dm.get_ref_region("hits", "events").shape == (5,)
+    assert dm.get_ref_region("hits", "events")[:].tolist() == [(0, 0)] * 5  # no references
 
 
 def test_writing_rows_not_reserved_is_refused(dm):
@@ -79,15 +97,35 @@ def test_regions_span_each_rows_references_over_several_writes(dm):
             assert (start, stop) == (mine[0], mine[-1] + 1)
 
 
-def test_child_side_is_a_hard_link_to_the_same_table(dm):
-    fill(dm, "events", 1)
-    fill(dm, "hits", 1)
+def test_reference_layout_is_h5flows(dm):
+    """What h5flow's create_ref writes: one table under the parent, two regions, and the
+    attributes that link them; no table under the child (h5flow reads it from there with
+    direction (1, 0))."""
+    fill(dm, "events", 2)
+    fill(dm, "hits", 3)
     dm.create_ref("events", "hits")
     f = dm.file
-    assert f["events/ref/hits/ref"] == f["hits/ref/events/ref"]
-    assert dm.ref_exists("hits", "events")
+    assert "hits/ref/events/ref" not in f
+    assert sorted(f["events/ref/hits"]) == ["ref", "ref_region"]
+    assert sorted(f["hits/ref/events"]) == ["ref_region"]
+    ref = f["events/ref/hits/ref"]
+    assert dict(ref.attrs) == {"dset0": "/events/data", "dset1": "/hits/data",
+                               "ref_region0": "/events/ref/hits/ref_region",
+                               "ref_region1": "/hits/ref/events/ref_region"}
+    assert ref.shape == (0, 2) and ref.maxshape == (None, 2)
+    for side in ("events/ref/hits/ref_region", "hits/ref/events/ref_region"):
+        assert dict(f[side].attrs) == {"ref": "/events/ref/hits/ref"}
+    assert f["events/ref/hits/ref_region"].shape == (2,)
+    assert f["hits/ref/events/ref_region"].shape == (3,)
+    assert dm.ref_exists("hits", "events") and dm.ref_exists("events", "hits")
+    assert dm.get_ref("hits", "events")[0] == ref
+    dm.create_ref("hits", "events")  # the other direction: kept, nothing new
+    assert "hits/ref/events/ref" not in f
+    assert dm.get_refs("hits") == [ref]
     with pytest.raises(FlowError, match="no table 'nope'"):
         dm.create_ref("events", "nope")
+    with pytest.raises(FlowError, match="neither /events/ref/clusters/ref nor"):
+        dm.get_ref("events", "clusters")
 
 
 def test_attrs(dm):

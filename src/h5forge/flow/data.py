@@ -1,17 +1,23 @@
 """The data manager of a flow: tables, references between their rows, and their regions.
 
-Layout (h5flow's, so files move between the two):
+Layout: exactly h5flow's (``H5FlowDataManager``), so files move between the two tools.
+``create_ref(a, b)`` writes
 
-* ``/<name>/data``: a 1-D table (rows may have a fixed shape of their own), growing along
-  axis 0;
-* ``/<a>/ref/<b>/ref``: ``N x 2`` int64 references, column 0 a row of ``a``, column 1 a row of
-  ``b``; ``/<b>/ref/<a>/ref`` is a hard link to the same dataset (read it the other way round);
-* ``/<a>/ref/<b>/ref_region`` and ``/<b>/ref/<a>/ref_region``: one ``(start, stop)`` row per
-  row of ``a`` (of ``b``): the part of ``ref`` holding that row's references. A region always
-  spans all of its row's references and starts at the first of them.
+* ``/<a>/data``, ``/<b>/data``: 1-D tables (rows may have a fixed shape of their own);
+* ``/<a>/ref/<b>/ref``: ``N x 2`` references, column 0 a row of ``a``, column 1 a row of ``b``,
+  with attributes ``dset0`` / ``dset1`` (the two tables' ``data`` paths) and ``ref_region0`` /
+  ``ref_region1`` (the two region tables). There is no ``/<b>/ref/<a>/ref``: ``b``'s side reads
+  ``a``'s table with direction ``(1, 0)`` (h5flow's ``get_ref`` falls back the same way);
+* ``/<a>/ref/<b>/ref_region`` and ``/<b>/ref/<a>/ref_region`` (attribute ``ref``: the
+  reference table's path): one ``(start, stop)`` row per row of ``a`` (of ``b``), always as
+  long as that table: the part of ``ref`` holding that row's references. A region spans all
+  of its row's references and starts at the first of them; ``start == stop``: none.
 
-Tables grow in amortized steps (capacity doubles); :meth:`DataManager.close` trims every table
-to the rows actually reserved, so no space is left unused.
+Every table is exactly as long as the rows reserved in it, at every moment (h5flow resizes the
+same way): a reader of the file mid-run, after a crash, or h5flow itself never sees rows beyond
+those. Rows reserved but not written yet read as the fill value (zeros), as in h5flow. The only
+differences from h5flow's files: references and regions are 64-bit (h5flow: ``uint32``
+references, ``int32`` regions; each tool reads and appends to both).
 
 On MPI ranks (``ranks``: :class:`h5forge.flow.mpi.Ranks`, the file opened with the ``mpio``
 driver) every method that changes the file is collective: each rank calls it the same number of
@@ -32,13 +38,13 @@ import numpy as np
 from h5forge.errors import FlowError
 from h5forge.flow._rows import fast_table, read_span, write_span
 from h5forge.flow.mpi import Ranks
-from h5forge.flow.refs import REGION_DTYPE, dereference_chain
+from h5forge.flow.refs import REGION_DTYPE, dereference_chain, read_regions
 from h5forge.io.compression import h5py_filter_kwargs, normalize_compression
 
-__all__ = ["DataManager", "REGION_DTYPE"]
+__all__ = ["DataManager", "REGION_DTYPE", "REF_DTYPE"]
 
-_MIN_CAPACITY = 1024
-_LENGTH = "h5forge_rows"  # attribute: rows in use (the dataset may be longer while running)
+#: dtype of new reference tables (h5flow: uint32; both are read and appended to).
+REF_DTYPE = np.dtype("<i8")
 
 
 def _path(*parts: str) -> str:
@@ -86,8 +92,9 @@ class DataManager:
         # any h5forge.io compression method by name (gzip, lzf, zstd, blosc2, ...)
         self.compression, self.compression_opts = normalize_compression(
             compression, compression_opts, f"{file.filename}: flow compression")
-        self._rows: dict[str, int] = {}  # rows in use, per growing dataset path
-        self._directions: dict[tuple[str, str], tuple[int, int]] = {}  # get_ref's, cached
+        self._rows: dict[str, int] = {}  # length of each dataset written to, per path
+        self._regions: dict[str, list[str]] = {}  # table name -> its region tables' paths
+        self._refs: dict[tuple[str, str], tuple[h5py.Dataset, tuple[int, int]]] = {}  # get_ref
         self.dxpl: Any = None  # transfer property list of row writes: collective on MPI
         if self.ranks.parallel:
             self.dxpl = h5py.h5p.create(h5py.h5p.DATASET_XFER)
@@ -123,7 +130,9 @@ class DataManager:
         return existing or self._growing(path, np.dtype(dtype), tuple(shape))
 
     def _growing(self, path: str, dtype: np.dtype, row_shape: tuple[int, ...],
-                 fillvalue: Any = None) -> h5py.Dataset:
+                 fillvalue: Any = None, length: int = 0) -> h5py.Dataset:
+        """A new table of ``length`` rows at ``path`` (output, or scratch when dropped),
+        growing along axis 0."""
         itemsize = max(dtype.itemsize * int(np.prod(row_shape)), 1)
         rows = max(1, min(65536, (1 << 16) // itemsize))  # 64 KB chunks: small outputs stay small
         kwargs: dict[str, Any] = {}
@@ -131,36 +140,63 @@ class DataManager:
             kwargs = h5py_filter_kwargs(self.compression, self.compression_opts)
         if fillvalue is not None:
             kwargs["fillvalue"] = fillvalue
-        dset = self._home(path).create_dataset(path, shape=(0,) + row_shape,
-                                        maxshape=(None,) + row_shape, dtype=dtype,
-                                        chunks=(rows,) + row_shape, **kwargs)
-        dset.attrs[_LENGTH] = 0
-        self._rows[path] = 0
+        dset = self._home(path).create_dataset(path, shape=(length,) + row_shape,
+                                               maxshape=(None,) + row_shape, dtype=dtype,
+                                               chunks=(rows,) + row_shape, **kwargs)
+        self._objects[path] = dset
+        self._rows[path] = length
         return dset
 
     def rows(self, name: str) -> int:
-        """Rows in use in table ``name``."""
+        """Rows of table ``name`` (reserved ones included: the table is exactly that long)."""
         return self._used(_path(name, "data"))
 
     def _used(self, path: str) -> int:
+        """The length of the dataset at ``path``, cached (h5py asks HDF5 on every ``shape``)."""
         if path not in self._rows:
             dset = self._find(path)
             if dset is None:
                 raise FlowError(f"{self.file.filename}: no table /{path}")
-            self._rows[path] = int(dset.attrs.get(_LENGTH, dset.shape[0]))
+            self._rows[path] = int(dset.id.shape[0])
         return self._rows[path]
 
     def _ensure(self, path: str, stop: int) -> h5py.Dataset:
-        """Make ``path`` at least ``stop`` rows long (capacity doubles: amortized growth)."""
+        """Make ``path`` at least ``stop`` rows long, exactly (never longer: readers see only
+        reserved rows). A table's region tables grow with it (one region per row, as h5flow
+        keeps them)."""
         dset = self._find(path)
         if dset is None or dset.file == self.input:
             raise FlowError(f"{self.file.filename}: /{path} is not a table of this output (an "
                             f"input table is read-only)")
-        if stop > dset.shape[0]:
-            dset.resize(max(stop, 2 * dset.shape[0], _MIN_CAPACITY), axis=0)
         if stop > self._used(path):
+            dset.resize(stop, axis=0)
             self._rows[path] = stop
+            if path.endswith("/data"):
+                for region in self._regions_of(path[:-len("/data")]):
+                    self._ensure(region, stop)
         return dset
+
+    def _regions_of(self, name: str) -> list[str]:
+        """Paths of the region tables of table ``name`` (``<name>/ref/<other>/ref_region``) in
+        the output and scratch files: what h5flow's ``get_refs`` finds."""
+        found = self._regions.get(name)
+        if found is None:
+            found = []
+            top = _path(name, "ref")
+            for f in (self.file, self.scratch):
+                group = f.get(top) if f is not None else None
+                if not isinstance(group, h5py.Group):
+                    continue
+
+                def visit(sub: str, obj: Any, group_path: str = top) -> None:
+                    if sub.rsplit("/", 1)[-1] == "ref_region" and isinstance(obj, h5py.Dataset):
+                        path = _path(group_path, sub)
+                        if path not in found:
+                            found.append(path)
+
+                group.visititems(visit)
+            self._regions[name] = found
+        return found
 
     def reserve_data(self, name: str, n_or_slice: int | slice) -> slice:
         """Reserve rows of table ``name``: ``n`` new rows at the end, or an explicit slice.
@@ -287,8 +323,10 @@ class DataManager:
 
     # -- references -----------------------------------------------------------------------------
     def create_ref(self, parent: str, child: str) -> None:
-        """Create the reference table ``parent -> child`` and both region tables (kept if
-        they exist). Collective on MPI ranks."""
+        """Create the reference table ``parent -> child`` and both region tables, as h5flow
+        does (see the module docstring). Kept if references between the two exist already, in
+        either direction (h5flow refuses the other direction; both tools append to it).
+        Collective on MPI ranks."""
 
         def check() -> tuple[None, None]:
             for name in (parent, child):
@@ -297,38 +335,84 @@ class DataManager:
             return None, None
 
         self._agree(check)
-        ref_path = _path(parent, "ref", child, "ref")
-        if self._find(ref_path) is not None:
+        if self.ref_exists(parent, child):
             return
-        ref = self._growing(ref_path, np.dtype("<i8"), (2,))
-        ref.attrs["parent"], ref.attrs["child"] = parent.strip("/"), child.strip("/")
-        ref.file[_path(child, "ref", parent, "ref")] = ref  # both sides in the same file
+        ref_path = _path(parent, "ref", child, "ref")
+        regions = (_path(parent, "ref", child, "ref_region"),
+                   _path(child, "ref", parent, "ref_region"))
+        ref = self._growing(ref_path, REF_DTYPE, (2,))
         fill = np.zeros((), REGION_DTYPE)
-        for a, b in ((parent, child), (child, parent)):
-            self._growing(_path(a, "ref", b, "ref_region"), REGION_DTYPE, (), fillvalue=fill)
+        for region_path, name in zip(regions, (parent, child)):
+            region = self._growing(region_path, REGION_DTYPE, (), fillvalue=fill,
+                                   length=self.rows(name))
+            region.attrs["ref"] = ref.name
+            self._regions.pop(name.strip("/"), None)  # found again on the next resize
+        ref.attrs["dset0"] = self.get_dset(parent).name
+        ref.attrs["dset1"] = self.get_dset(child).name
+        ref.attrs["ref_region0"] = "/" + regions[0]
+        ref.attrs["ref_region1"] = "/" + regions[1]
 
     def ref_exists(self, parent: str, child: str) -> bool:
-        return self._find(_path(parent, "ref", child, "ref")) is not None
+        """Whether references between the two tables exist, in either direction."""
+        return (self._find(_path(parent, "ref", child, "ref")) is not None
+                or self._find(_path(child, "ref", parent, "ref")) is not None)
+
+    def ref_region_exists(self, parent: str, child: str) -> bool:
+        """Whether ``parent``'s region table towards ``child`` exists."""
+        return self._find(_path(parent, "ref", child, "ref_region")) is not None
 
     def get_ref(self, parent: str, child: str) -> tuple[h5py.Dataset, tuple[int, int]]:
         """The reference table between two tables and the direction to read it from
-        ``parent``'s side: ``(0, 1)`` if it was created parent -> child, else ``(1, 0)``."""
+        ``parent``'s side: ``(0, 1)`` for ``/<parent>/ref/<child>/ref``, ``(1, 0)`` for
+        ``/<child>/ref/<parent>/ref`` (h5flow's rule). When the table names its tables
+        (``dset0``, as h5flow and h5forge write it) the direction follows that."""
+        key = (parent.strip("/"), child.strip("/"))
+        known = self._refs.get(key)
+        if known is not None:
+            return known
         ref = self._find(_path(parent, "ref", child, "ref"))
+        direction = (0, 1)
+        if ref is None:
+            ref = self._find(_path(child, "ref", parent, "ref"))
+            direction = (1, 0)
         if ref is None:
             raise FlowError(f"{self.file.filename}: no references between {parent!r} and "
-                                f"{child!r}; create_ref first")
-        key = (parent.strip("/"), child.strip("/"))
-        if key not in self._directions:
-            owner = ref.attrs.get("parent", key[0])  # files without it: read as named
-            self._directions[key] = (0, 1) if owner == key[0] else (1, 0)
-        return ref, self._directions[key]
+                            f"{child!r} (neither /{_path(parent, 'ref', child, 'ref')} nor "
+                            f"/{_path(child, 'ref', parent, 'ref')}); create_ref first")
+        attrs = ref.attrs
+        first = attrs.get("dset0")
+        if isinstance(first, bytes):
+            first = first.decode()
+        if isinstance(first, str) and key[0] != key[1]:
+            if first.strip("/") == _path(key[0], "data"):
+                direction = (0, 1)
+            elif first.strip("/") == _path(key[1], "data"):
+                direction = (1, 0)
+        elif "parent" in attrs:  # h5forge files from before h5flow's layout (both sides linked)
+            direction = (0, 1) if attrs["parent"] == key[0] else (1, 0)
+        self._refs[key] = (ref, direction)
+        return ref, direction
 
     def get_ref_region(self, parent: str, child: str) -> h5py.Dataset:
+        """``parent``'s region table towards ``child`` (``/<parent>/ref/<child>/ref_region``)."""
         path = _path(parent, "ref", child, "ref_region")
         region = self._find(path)
         if region is None:
             raise FlowError(f"{self.file.filename}: no region table /{path}")
         return region
+
+    def get_refs(self, name: str) -> list[h5py.Dataset]:
+        """Every reference table involving table ``name`` (found through its region tables,
+        as h5flow's ``get_refs``)."""
+        out: list[h5py.Dataset] = []
+        for path in self._regions_of(name.strip("/")):
+            target = self._find(path).attrs.get("ref")
+            if isinstance(target, bytes):
+                target = target.decode()
+            ref = self._find(target.strip("/")) if isinstance(target, str) else None
+            if ref is not None and ref not in out:
+                out.append(ref)
+        return out
 
     def write_ref(self, parent: str, child: str, refs: Any) -> slice:
         """Append references (``N x 2``: parent row, child row) and update both regions so
@@ -341,22 +425,28 @@ class DataManager:
             if pairs.size and int(pairs.min()) < 0:
                 raise FlowError(f"write_ref({parent!r}, {child!r}): negative row index "
                                 f"{int(pairs.min())} in the references")
-            if self.get_ref(parent, child)[1] != (0, 1):  # stored in the table's order
+            ref, direction = self.get_ref(parent, child)
+            if direction != (0, 1):  # stored in the table's order
                 pairs = pairs[:, ::-1]
+            if ref.dtype != pairs.dtype and pairs.size and (
+                    int(pairs.max()) > np.iinfo(ref.dtype).max):
+                raise FlowError(f"write_ref({parent!r}, {child!r}): row {int(pairs.max())} does "
+                                f"not fit {ref.file.filename}:{ref.name} ({ref.dtype})")
             return pairs, (len(pairs), _spans(pairs[:, 0]), _spans(pairs[:, 1]))
 
         pairs, shared = self._agree(check)
         ref, direction = self.get_ref(parent, child)
         if direction != (0, 1):
             parent, child = child, parent
-        path = _path(parent, "ref", child, "ref")
+        path = ref.name.strip("/")
         counts = [n for n, _, _ in shared]
         base = self._used(path)
         offsets = base + np.cumsum([0] + counts[:-1])
         self._ensure(path, base + sum(counts))
         sel = slice(int(offsets[self.ranks.rank]), int(offsets[self.ranks.rank]) + len(pairs))
         if sum(counts):
-            self._write_rows(ref, sel, pairs, np.ascontiguousarray(pairs))
+            rows = pairs if ref.dtype == pairs.dtype else pairs.astype(ref.dtype)
+            self._write_rows(ref, sel, pairs, np.ascontiguousarray(rows))
             for side, (a, b) in enumerate(((parent, child), (child, parent))):
                 merged = _merge_spans([spans[side + 1] for spans in shared], offsets)
                 self._update_region(_path(a, "ref", b, "ref_region"), *merged)
@@ -368,22 +458,27 @@ class DataManager:
         has the same merged rows; rank 0 reads and writes them, the others take part in the
         collective write with nothing."""
         lo, hi = int(rows[0]), int(rows[-1]) + 1
-        written = self._used(path)  # rows from here on were never written: empty regions
-        region = self._ensure(path, hi)
+        length = self._used(path)
+        region = self._ensure(path, hi)  # references to rows not reserved yet (as h5flow)
         if self.ranks.rank != 0:
             self._write_rows(region, slice(lo, lo), None, np.zeros(0, region.dtype))
             return
         current = np.zeros(hi - lo, REGION_DTYPE)
-        if lo < written:
-            current[:min(hi, written) - lo] = read_span(fast_table(region), (hi,), lo,
-                                                        min(hi, written))
+        if lo < length:
+            current[:min(hi, length) - lo] = read_regions(region, slice(lo, min(hi, length)))
         at = rows - lo
         old = current[at]
         empty = old["stop"] <= old["start"]
         current["start"][at] = np.where(empty, first, np.minimum(old["start"], first))
         current["stop"][at] = np.where(empty, stop, np.maximum(old["stop"], stop))
-        self._write_rows(region, slice(lo, hi), current,
-                         current if region.dtype == REGION_DTYPE else None)
+        if region.dtype != REGION_DTYPE:  # h5flow's 32-bit regions: checked, then converted
+            limit = np.iinfo(region.dtype["stop"]).max
+            if int(current["stop"].max()) > limit:
+                raise FlowError(f"{region.file.filename}:{region.name}: reference "
+                                f"{int(current['stop'].max())} does not fit its "
+                                f"{region.dtype['stop']} regions")
+            current = current.astype(region.dtype)
+        self._write_rows(region, slice(lo, hi), current, current)
 
     # -- attributes and item access ------------------------------------------------------------
     def set_attrs(self, name: str, **attrs: Any) -> None:
@@ -403,43 +498,74 @@ class DataManager:
     def attrs_exist(self, name: str) -> bool:
         return self._find(name.strip("/")) is not None
 
-    def __getitem__(self, key: tuple) -> Any:
-        """``dm["a", sel]``: rows of ``a``; ``dm["a", "b", sel]``: the rows of ``b`` referenced
-        by rows ``sel`` of ``a`` (a masked array), and so on along a chain."""
-        if not isinstance(key, tuple) or len(key) < 2:
-            raise FlowError("index the data manager as dm['table', sel] or "
-                                "dm['a', 'b', ..., sel]")
-        *names, sel = key
-        if isinstance(sel, slice) and sel.stop is None:  # tables may be longer while running
-            sel = slice(sel.start, self.rows(names[0]) if _path(names[0], "data") in self._rows
-                        else self.get_dset(names[0]).shape[0], sel.step)
+    def attr_exists(self, name: str, key: str) -> bool:
+        """Whether object ``name`` exists and has attribute ``key`` (h5flow's name)."""
+        obj = self._find(name.strip("/"))
+        return obj is not None and key in obj.attrs
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists in the output, scratch or input file (h5flow's name)."""
+        return self._find(path.strip("/")) is not None
+
+    def __getitem__(self, key: str | tuple) -> Any:
+        """h5flow's item access:
+
+        * ``dm["a/data"]``, ``dm["a"]``: the HDF5 object at that path (dataset, group);
+        * ``dm["a", sel]``: rows ``sel`` of table ``a`` (a slice, an int: that one row as a
+          1-row array, or row indices);
+        * ``dm["a", "b", ..., sel]``: the rows of the last table referenced from rows ``sel``
+          of ``a`` through the chain (a masked array); without ``sel``, all rows of ``a``.
+        """
+        if isinstance(key, str):
+            found = self._find(key.strip("/"))
+            if found is None:
+                raise FlowError(f"{self.file.filename}: nothing at /{key.strip('/')}")
+            return found
+        if not isinstance(key, tuple) or not key:
+            raise FlowError("index the data manager as dm['path'], dm['table', sel] or "
+                            "dm['a', 'b', ..., sel]")
+        names, sel = list(key), None
+        last = names[-1]
+        if isinstance(last, slice):
+            sel = names.pop()
+        elif isinstance(last, (int, np.integer)) and not isinstance(last, bool):
+            sel = slice(int(last), int(last) + 1)
+            names.pop()
+        elif not isinstance(last, (str, bytes)):
+            sel = np.r_[last]
+            names.pop()
+        names = [n.decode() if isinstance(n, bytes) else n for n in names]
+        if not names or not all(isinstance(n, str) for n in names):
+            raise FlowError(f"dm[{key!r}]: name the tables first, then the rows")
+        if isinstance(sel, slice) and (sel.stop is None or sel.stop < 0
+                                       or (sel.start or 0) < 0):
+            sel = slice(*sel.indices(self.rows(names[0])))
         if len(names) == 1:
-            return self.get_dset(names[0])[sel]
+            dset = self.get_dset(names[0])
+            return dset if sel is None else dset[sel]  # h5flow: the dataset itself
         refs, regions, directions = [], [], []
         for a, b in zip(names[:-1], names[1:]):
             ref, direction = self.get_ref(a, b)
             refs.append(ref)
             regions.append(self.get_ref_region(a, b))
             directions.append(direction)
+        if sel is None:
+            sel = slice(0, self.rows(names[0]))
         return dereference_chain(sel, refs, data=self.get_dset(names[-1]), regions=regions,
                                  ref_directions=directions)
 
     # -- end ------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Trim every growing table to the rows in use (and record them); a region table gets
-        one row per row of its table (rows without references: an empty region).
-        Collective on MPI ranks."""
+        """End of a run: every region table of a table written to is as long as its table
+        (they grow together; this also covers a table a stage resized through h5py).
+        Nothing else to trim: tables are never longer than their rows. Collective on MPI
+        ranks."""
         self._agree(lambda: (None, None))
-        for path in list(self._rows):
-            if path.endswith("/ref_region"):
-                owner = _path(path.split("/ref/")[0], "data")
-                if self._find(owner) is not None:
-                    self._ensure(path, self._used(owner))
-                    self._rows[path] = self._used(owner)
-        for path, used in self._rows.items():
+        for path in [p for p in self._rows if p.endswith("/data")]:
             dset = self._find(path)
-            if dset is not None and dset.file != self.input:
-                if dset.shape[0] != used:
-                    dset.resize(used, axis=0)
-                dset.attrs[_LENGTH] = used
-
+            if dset is None or dset.file == self.input:
+                continue
+            length = int(dset.id.shape[0])
+            self._rows[path] = max(self._rows[path], length)
+            for region in self._regions_of(path[:-len("/data")]):
+                self._ensure(region, length)
