@@ -5,18 +5,22 @@
 third-party types plug in with :func:`register_codec`.
 """
 
-from h5forge.store.api import dump, load, plan
+from h5forge.store.api import append, delete, dump, load, plan
 from h5forge.store.configure import get_default_configuration
 from h5forge.store.decoder import Stored, UnknownClassWarning
 from h5forge.store.encoder import Encoder
 from h5forge.store.layout import FORMAT_VERSION, Node
 from h5forge.store.lazy import LazyArray
+from h5forge.store.members import MemberMismatchWarning
 from h5forge.store.registry import Codec, alias, register_class, register_codec
 from h5forge.store.unknown import UnknownObject
 
 __all__ = [
     "dump",
     "load",
+    "append",
+    "delete",
+    "MemberMismatchWarning",
     "plan",
     "get_default_configuration",
     "Codec",

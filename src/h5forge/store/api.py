@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import h5py
 
@@ -15,17 +16,20 @@ from h5forge.errors import (
     NodeExistsError,
     NodeNotFoundError,
     UnsafeContentError,
+    UpdateError,
 )
 from h5forge.store import codecs  # noqa: F401  (registers the built-in codecs)
+from h5forge.store import update
 from h5forge.store.configure import dataset_options
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
 from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES, Node, group_node
+from h5forge.store.members import TMP_PREFIX
 from h5forge.store.writer import DatasetOptions, write_members, write_node
 
-__all__ = ["dump", "load", "plan"]
+__all__ = ["dump", "load", "plan", "append", "delete"]
 
-_TMP_PREFIX = ".h5forge-tmp-"
+_TMP_PREFIX = TMP_PREFIX
 
 
 def plan(obj: Any, *, allow_pickle: bool = False) -> Node:
@@ -63,9 +67,12 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     options = dataset_options(configuration, root, path)  # checked before any I/O too
     parts = _h5.split_path(path)
     if isinstance(target, h5py.Group):
-        _dump_into(_h5.ensure_open(target), parts, root, overwrite, options)
+        base = _h5.ensure_open(target)
+        if not _updated(base, parts, obj, overwrite, allow_pickle, options):
+            _dump_into(base, parts, root, overwrite, options)
         return
     if hasattr(target, "__h5forge_import__"):  # e.g. a stage of a VersionedFile
+        _refuse_stage_update(target, parts)
         with _h5.memory_file() as scratch:
             _dump_into(scratch, parts, root, False, options)
             target.__h5forge_import__(scratch, "/".join(parts), overwrite)
@@ -78,6 +85,8 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
         _write_new_file(filename, parts, root, options)
         return
     with _h5.open_group(filename, "r+") as f:
+        if _updated(f, parts, obj, overwrite, allow_pickle, options):
+            return
         if parts or not _occupied(f):
             _dump_into(f, parts, root, overwrite, options)
             return
@@ -85,6 +94,77 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
         raise NodeExistsError(f"{filename}:/ already holds data; pass overwrite=True to replace "
                               f"the whole file, or give a path inside it")
     _write_new_file(filename, parts, root, options)
+
+
+def _updated(base: h5py.Group, parts: list[str], obj: Any, overwrite: bool, allow_pickle: bool,
+             options: DatasetOptions | None) -> bool:
+    """Whether ``path`` lies inside a stored container, which was then updated in place (the
+    container's metadata kept consistent: see :mod:`h5forge.store.update`)."""
+    if not parts:
+        return False
+    upd = update.plan_set(base, parts, obj, overwrite=overwrite, allow_pickle=allow_pickle,
+                          options=options)
+    if upd is None:
+        return False
+    upd.apply()
+    return True
+
+
+def _refuse_stage_update(stage: Any, parts: list[str]) -> None:
+    """A VersionedFile stage takes whole nodes only: writing inside a stored container there
+    would leave its metadata stale, so it is refused before anything is written."""
+    for i in range(len(parts)):
+        node = stage.get("/".join(parts[:i])) if i else stage
+        if node is None:
+            return
+        if getattr(node, "attrs", {}).get("class") is not None:
+            raise UpdateError(f"{'/'.join(parts)}: lies inside a stored "
+                              f"{node.attrs.get('class')} of a VersionedFile stage, which takes "
+                              f"whole nodes only; load it, change it and dump it with "
+                              f"overwrite=True")
+
+
+def append(value: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
+           allow_pickle: bool = False) -> None:
+    """Append ``value`` to the list, tuple or deque stored at ``path`` in ``target``.
+
+    A list packed into one dataset gets the value as a new row in place when the value fits
+    the table and the dataset is extendable (it is made extendable by the first append, which
+    rewrites it aside); otherwise the list is rewritten with the value, unpacked if need be.
+    Raises :class:`UpdateError` (nothing written) when ``path`` is not a stored sequence.
+    """
+    parts = _h5.split_path(path)
+    with _open_for_update(target, "append") as base:
+        update.plan_append(base, parts, value, allow_pickle=allow_pickle).apply()
+
+
+def delete(target: _h5.PathLike | h5py.Group, path: str) -> None:
+    """Remove the member at ``path`` of a stored tree, keeping its container consistent: a
+    dict's ``keys``, a list's ``0..n-1`` numbering (later items move down), a packed list's
+    rows. Raises :class:`NodeNotFoundError` when there is no such member and
+    :class:`UpdateError` (nothing written) when the container cannot lose a member (a set, a
+    DataFrame, ...)."""
+    parts = _h5.split_path(path)
+    with _open_for_update(target, "delete") as base:
+        update.plan_delete(base, parts).apply()
+
+
+@contextlib.contextmanager
+def _open_for_update(target: Any, what: str) -> Iterator[h5py.Group]:
+    if isinstance(target, h5py.Group):
+        yield _h5.ensure_open(target)
+        return
+    if hasattr(target, "__h5forge_import__"):
+        raise UpdateError(f"{what} is not supported on a VersionedFile stage (it takes whole "
+                          f"nodes only); load the container, change it and dump it with "
+                          f"overwrite=True")
+    if not _h5.is_path(target):
+        raise _h5.TargetError(f"{what} target must be a file path or an open h5py.File/Group, "
+                              f"got {type(target).__name__}")
+    if not os.path.exists(os.fspath(target)):
+        raise NodeNotFoundError(f"{os.fspath(target)}: no such file")
+    with _h5.open_group(target, "r+") as group:
+        yield group
 
 
 def _write_new_file(filename: str, parts: list[str], root: Node, options) -> None:
