@@ -41,6 +41,7 @@ import pytest
 import h5forge
 from h5forge.versions import VersionedFile
 from h5forge.versions.journal import journal_path
+from h5forge.versions.views import VERSION_ATTRS, VersionGroup
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL") or not hasattr(os, "fork"),
                                 reason="needs SIGKILL and fork")
@@ -270,6 +271,9 @@ def snapshot(group, skip: str | None = None) -> dict:
 
     def walk(node, prefix: str) -> None:
         out[prefix or "/"] = _attrs(node)
+        if not prefix and isinstance(node, VersionGroup):  # the version's record, not stored
+            for key in VERSION_ATTRS:
+                out["/"].pop(key, None)
         for key in node.keys():
             if key == skip and not prefix:
                 continue

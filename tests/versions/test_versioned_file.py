@@ -21,6 +21,7 @@ import pytest
 import h5forge
 from h5forge.errors import H5ForgeError, NodeExistsError, TargetError, VersionError
 from h5forge.versions import FIRST_VERSION, TIMESTAMP_FORMAT, VersionedFile
+from h5forge.versions.views import VERSION_ATTRS
 
 DATA_GROUP = "_h5forge_versions"
 UTC = dt.timezone.utc
@@ -99,7 +100,11 @@ def plain_tree(target: str | h5py.Group) -> dict[str, Any]:
 
 def version_tree(view: Any) -> dict[str, Any]:
     """The same shape of dict as :func:`plain_tree`, read through a version view."""
-    out: dict[str, Any] = {"/": ("group", dict(view.attrs))}
+    root_attrs = dict(view.attrs)
+    if getattr(view, "name", None) == "/":  # the version's own record, not a stored attribute
+        for key in VERSION_ATTRS:
+            root_attrs.pop(key, None)
+    out: dict[str, Any] = {"/": ("group", root_attrs)}
 
     def walk(group: Any, prefix: str) -> None:
         for key, obj in group.items():
@@ -376,7 +381,8 @@ class TestStageCommit:
             with vf.stage_version("v1") as g:
                 d = g.create_dataset("x", data=np.arange(50))
                 assert d.chunks is not None and len(d.chunks) == 1
-                assert d.maxshape == (50,)
+                assert d.maxshape == (None,)  # resizable unless maxshape says otherwise
+                assert g.create_dataset("f", shape=(3,)).dtype == np.float64  # as h5py
             assert vf["v1"]["x"].chunks == d.chunks
 
     def test_create_dataset_bad_arguments(self, path):
@@ -532,9 +538,11 @@ class TestStageCommit:
                 g["grp/x"].attrs.create("made", [1, 2], dtype="i2")
                 g["grp/x"].attrs.modify("units", "cm")
             check_mirror(path, tmp_path)
-            assert dict(vf["v1"].attrs) == {"title": "first"}
-            assert dict(vf["v2"].attrs) == {"title": "second", "extra": 2}
-            assert dict(vf["v3"].attrs) == {"title": "second"}
+            stored = [{k: v for k, v in vf[name].attrs.items() if k not in VERSION_ATTRS}
+                      for name in ("v1", "v2", "v3")]
+            assert stored == [{"title": "first"}, {"title": "second", "extra": 2},
+                              {"title": "second"}]
+            assert vf["v3"].attrs["prev_version"] == "v2"
             assert vf["v1"]["grp"].attrs["n"] == 1
             assert vf["v2"]["grp"].attrs["n"] == 2
             assert_attrs(dict(vf["v1"]["grp/x"].attrs), {"units": "m", "scale": [1.0, 2.0]})
@@ -558,9 +566,12 @@ class TestStageCommit:
             with vf.stage_version("v1") as g:
                 g["x"] = [1]
                 g["x"].attrs["map"] = "a user attribute"
-                g.attrs["prev_version"] = "mine"
+                g["x"].attrs["prev_version"] = "fine below the root"
+                with pytest.raises(VersionError, match="prev_version.*version's record"):
+                    g.attrs["prev_version"] = "mine"
             assert vf["v1"]["x"].attrs["map"] == "a user attribute"
-            assert vf["v1"].attrs["prev_version"] == "mine"
+            assert vf["v1"]["x"].attrs["prev_version"] == "fine below the root"
+            assert vf["v1"].attrs["prev_version"] == FIRST_VERSION
         check_mirror(path, tmp_path)
 
     def test_stage_starts_as_copy_of_prev(self, path):
@@ -758,8 +769,8 @@ class TestStageCommit:
     def test_unsupported_create_dataset_option(self, path):
         with VersionedFile(path, "w") as vf:
             with vf.stage_version("v1") as g:
-                with pytest.raises(VersionError):
-                    g.create_dataset("x", data=[1, 2], scaleoffset=2)
+                with pytest.raises(VersionError, match="external"):
+                    g.create_dataset("x", data=[1, 2], external=[("raw.bin", 0, 16)])
                 with pytest.raises(VersionError):
                     g.create_dataset("y", data=[1, 2], chunks=False)
 
@@ -838,7 +849,7 @@ class TestResize:
     def test_growth_beyond_maxshape_refused(self, path):
         with VersionedFile(path, "w") as vf:
             with vf.stage_version("v1") as g:
-                g.create_dataset("fixed", data=np.arange(10), chunks=(4,))
+                g.create_dataset("fixed", data=np.arange(10), chunks=(4,), maxshape=(10,))
                 g.create_dataset("capped", data=np.arange(10), chunks=(4,), maxshape=(12,))
             with vf.stage_version("v2") as g:
                 with pytest.raises(VersionError):
@@ -1079,8 +1090,8 @@ class TestIndexing:
                 vf[1]
             with pytest.raises(KeyError):
                 vf["nope"]
-            with pytest.raises(KeyError):
-                vf[FIRST_VERSION]
+            # the empty first version, by its name or by "" (versioned-hdf5's spelling)
+            assert len(vf[FIRST_VERSION]) == 0 and list(vf[""]) == []
             with pytest.raises(KeyError):
                 vf[1.5]
 
@@ -1118,14 +1129,14 @@ class TestIndexing:
 
     def test_get_version_by_timestamp(self, three):
         with VersionedFile(three, "r") as vf:
-            assert vf.get_version_by_timestamp(T2) == "v2"
-            assert vf.get_version_by_timestamp(T2 + dt.timedelta(seconds=1)) == "v2"
-            assert vf.get_version_by_timestamp(T2, exact=True) == "v2"
+            assert vf.version_at(T2) == "v2"
+            assert vf.version_at(T2 + dt.timedelta(seconds=1)) == "v2"
+            assert vf.version_at(T2, exact=True) == "v2"
             with pytest.raises(KeyError):
-                vf.get_version_by_timestamp(T2 + dt.timedelta(microseconds=1), exact=True)
+                vf.version_at(T2 + dt.timedelta(microseconds=1), exact=True)
             with pytest.raises(KeyError):
-                vf.get_version_by_timestamp(T1 - dt.timedelta(days=1))
-            assert vf.get_version_by_timestamp(np.datetime64("2024-01-01T12:00"),
+                vf.version_at(T1 - dt.timedelta(days=1))
+            assert vf.version_at(np.datetime64("2024-01-01T12:00"),
                                                exact=True) == "v1"
 
     def test_naive_datetime_refused(self, three):
@@ -1134,7 +1145,7 @@ class TestIndexing:
             with pytest.raises((ValueError, VersionError)):
                 vf[naive]
             with pytest.raises((ValueError, VersionError)):
-                vf.get_version_by_timestamp(naive)
+                vf.version_at(naive)
         with VersionedFile(three, "a") as vf:
             with pytest.raises((ValueError, VersionError)):
                 with vf.stage_version("v4", timestamp=naive):
@@ -1156,7 +1167,7 @@ class TestIndexing:
             assert info["timestamp"] == local
             assert info["timestamp"].utcoffset() == dt.timedelta(0)
             assert info["prev_version"] == FIRST_VERSION
-            assert vf.get_version_by_timestamp(local, exact=True) == "v1"
+            assert vf.version_at(local, exact=True) == "v1"
             assert vf.version_info("v2")["timestamp"] == dt.datetime(2024, 3, 1, 12,
                                                                      tzinfo=UTC)
         with h5py.File(path, "r") as f:
@@ -1176,8 +1187,8 @@ class TestIndexing:
                     g[name] = [1]
             # the latest commit at or before the time wins
             assert vf[T1].version == "b"
-            assert vf.get_version_by_timestamp(T1 + dt.timedelta(hours=1)) == "b"
-            assert vf.get_version_by_timestamp(T1, exact=True) in ("a", "b")
+            assert vf.version_at(T1 + dt.timedelta(hours=1)) == "b"
+            assert vf.version_at(T1, exact=True) in ("a", "b")
 
     def test_automatic_timestamp(self, path):
         before = dt.datetime.now(UTC)

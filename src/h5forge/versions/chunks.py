@@ -34,10 +34,10 @@ class DatasetMeta:
     """What a version records of a dataset besides its chunks."""
 
     __slots__ = ("dtype", "shape", "chunks", "maxshape", "fillvalue", "compression",
-                 "compression_opts", "pool", "depth")
+                 "compression_opts", "pool", "depth", "filters")
 
     def __init__(self, dtype, shape, chunks, maxshape, fillvalue, compression=None,
-                 compression_opts=None, pool="", depth=0):
+                 compression_opts=None, pool="", depth=0, filters=None):
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(n) for n in shape)
         self.chunks = tuple(int(c) for c in chunks)
@@ -47,6 +47,8 @@ class DatasetMeta:
         self.compression_opts = compression_opts
         self.pool = pool
         self.depth = depth
+        #: h5py's other filter options that are set: shuffle, fletcher32, scaleoffset
+        self.filters = dict(filters or {})
 
     def copy(self) -> DatasetMeta:
         return DatasetMeta(*(getattr(self, name) for name in self.__slots__))
@@ -62,6 +64,8 @@ class DatasetMeta:
                 "compression": self.compression,
                 "compression_opts": list(opts) if isinstance(opts, tuple) else opts,
                 "pool": self.pool, "depth": self.depth}
+        if self.filters:  # only when set: files without them keep their exact layout
+            meta["filters"] = self.filters
         return {META: json.dumps(meta), FILL: np.asarray(self.fillvalue, dtype=self.dtype)}
 
     @classmethod
@@ -74,7 +78,7 @@ class DatasetMeta:
             return cls(dtype, meta["shape"], meta["chunks"], meta["maxshape"],
                        np.asarray(fill, dtype=dtype)[()], meta.get("compression"),
                        tuple(opts) if isinstance(opts, list) else opts, meta["pool"],
-                       int(meta.get("depth", 0)))
+                       int(meta.get("depth", 0)), meta.get("filters"))
         except (KeyError, ValueError, TypeError) as exc:
             raise CorruptFileError(f"{node.file.filename}:{node.name}: not a versioned dataset "
                                    f"node ({exc})") from None
@@ -243,6 +247,9 @@ class MetaView:
     fillvalue = property(lambda self: self.meta.fillvalue)
     compression = property(lambda self: self.meta.compression)
     compression_opts = property(lambda self: self.meta.compression_opts)
+    shuffle = property(lambda self: bool(self.meta.filters.get("shuffle", False)))
+    fletcher32 = property(lambda self: bool(self.meta.filters.get("fletcher32", False)))
+    scaleoffset = property(lambda self: self.meta.filters.get("scaleoffset"))
     ndim = property(lambda self: len(self.meta.shape))
     size = property(lambda self: int(np.prod(self.meta.shape)))
 

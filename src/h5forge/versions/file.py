@@ -12,22 +12,27 @@ import h5py
 import numpy as np
 
 from h5forge import _h5
-from h5forge.errors import CorruptFileError, TargetError, UnknownVersionError, VersionError
+from h5forge.errors import (
+    CorruptFileError,
+    TargetError,
+    UnknownVersionError,
+    VersionClosedError,
+    VersionError,
+)
+from h5forge.versions import state
 from h5forge.versions.chunks import (
     META,
     DatasetMeta,
-    MetaView,
-    assemble,
     chunk_box,
     is_fill,
     pool_chunk_reader,
     read_map,
-    select,
     write_node,
 )
 from h5forge.versions.journal import JournalFile, journal_path, recover, writer_active
 from h5forge.versions.pool import ChunkPool, pool_key
 from h5forge.versions.staging import StagedDataset, StagedGroup, _user_attrs
+from h5forge.versions.views import ReadOnlyAttrs, VersionGroup
 
 __all__ = ["VersionedFile", "FIRST_VERSION", "DATA_GROUP", "TIMESTAMP_FORMAT"]
 
@@ -52,11 +57,22 @@ def _parse_timestamp(value: Any) -> dt.datetime:
 
 
 class _Stage:
-    """State shared by the staged objects of one ``stage_version`` block."""
+    """State shared by the staged objects of one ``stage_version`` block. When the block ends
+    (committed or not), every staged group, dataset and attribute set refuses further use:
+    writes after the commit would otherwise be accepted and lost."""
 
-    def __init__(self, vf: VersionedFile):
+    def __init__(self, vf: VersionedFile, name: str):
         self.vf = vf
-        self.map_cache = vf._map_cache
+        self.name = name
+        self.map_cache = vf._state.map_cache
+        self.ended: str | None = None  # why the stage can no longer be used
+
+    def check(self, path: str) -> None:
+        if self.ended is not None:
+            raise VersionClosedError(f"{path}: the stage of version {self.name!r} {self.ended}; "
+                                     f"its groups and datasets can no longer be used. Read "
+                                     f"committed data through vf[{self.name!r}], or write in a "
+                                     f"new stage_version(...)")
 
     def pool(self, meta: DatasetMeta) -> ChunkPool:
         return self.vf._pool(meta)
@@ -67,137 +83,39 @@ class _Stage:
         return StagedGroup(self, path, node, _user_attrs(node))
 
 
-class VersionDataset(MetaView):
-    """A read-only dataset of a committed version (numpy-style reads)."""
-
-    def __init__(self, vf: VersionedFile, node: h5py.Group, path: str, version: str):
-        self._vf, self._node, self.name, self.version = vf, node, path, version
-        self.meta = DatasetMeta.from_node(node)
-        self.attrs = _ReadOnlyAttrs(_user_attrs(node), path)
-
-    def __repr__(self) -> str:
-        return f"<versioned dataset {self.name!r}: shape {self.shape}, type {self.dtype}>"
-
-    def __getitem__(self, selection: Any) -> Any:
-        starts, stops, local = select(selection, self.meta.shape)
-        head = self._vf._head_dataset(self.version, self.name)
-        if head is not None:  # the current version: a plain dataset read
-            if not self.meta.shape:
-                return head[()]
-            if stops == self.meta.shape and not any(starts):
-                return head[()][local]  # the whole dataset: h5py's fastest read
-            return head[tuple(slice(a, b) for a, b in zip(starts, stops))][local]
-        slots = read_map(self._node, self._vf._map_cache)
-        pool = self._vf._pool(self.meta, create=False)
-        return assemble(starts, stops, self.meta, pool_chunk_reader(slots, pool))[local]
-
-    def __setitem__(self, selection: Any, value: Any) -> None:
-        raise VersionError(f"{self.name}: committed versions are read-only; write in "
-                           f"stage_version(...)")
-
-    def resize(self, *args: Any, **kwargs: Any) -> None:
-        raise VersionError(f"{self.name}: committed versions are read-only")
-
-
-class _ReadOnlyAttrs(dict):
-    def __init__(self, values: dict[str, Any], path: str):
-        super().__init__(values)
-        self._path = path
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> None:
-        raise VersionError(f"{self._path}: attributes of committed versions are read-only")
-
-    __setitem__ = __delitem__ = create = modify = update = pop = clear = setdefault = _refuse
-
-
-class VersionGroup:
-    """A read-only group of a committed version."""
-
-    def __init__(self, vf: VersionedFile, node: h5py.Group, path: str, version: str):
-        self._vf, self._node, self.name, self.version = vf, node, path or "/", version
-        self.attrs = _ReadOnlyAttrs(_user_attrs(node), self.name)
-
-    def __repr__(self) -> str:
-        return f"<version {self.version!r} group {self.name!r}>"
-
-    def __getitem__(self, path: str) -> VersionGroup | VersionDataset:
-        parts = [p for p in str(path).split("/") if p]
-        node = self._node
-        for part in parts:
-            if not isinstance(node, h5py.Group) or META in node.attrs or part not in node:
-                raise KeyError(f"{path}: not in version {self.version!r}")
-            node = node[part]
-        full = "/".join([p for p in self.name.split("/") if p] + parts)
-        if META in node.attrs:
-            return VersionDataset(self._vf, node, "/" + full, self.version)
-        return VersionGroup(self._vf, node, "/" + full, self.version)
-
-    def __contains__(self, path: object) -> bool:
-        try:
-            self[str(path)]
-        except KeyError:
-            return False
-        return True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._node))
-
-    def __len__(self) -> int:
-        return len(self._node)
-
-    def keys(self):
-        return list(self._node)
-
-    def values(self):
-        return [self[k] for k in self._node]
-
-    def items(self):
-        return [(k, self[k]) for k in self._node]
-
-    @contextlib.contextmanager
-    def __h5forge_h5py__(self) -> Iterator[h5py.Group]:
-        """This group as a read-only h5py group (what ``h5forge.load`` reads): the plain root
-        mirror for the current version, else an in-memory copy."""
-        vf = self._vf
-        if self.name != "/" and self.version == vf.current_version and \
-                vf._head_is(self.version):
-            yield vf._file[self.name]  # (the root itself also holds /_h5forge_versions)
-            return
-        scratch = _h5.memory_file()  # not closed here: lazy arrays may still read from it
-        vf._materialize(self._node, scratch)
-        yield scratch
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        raise VersionError(f"{self.name}: committed versions are read-only")
-
-    def __delitem__(self, key: str) -> None:
-        raise VersionError(f"{self.name}: committed versions are read-only")
-
-    def create_dataset(self, *args: Any, **kwargs: Any) -> None:
-        raise VersionError(f"{self.name}: committed versions are read-only")
-
-    create_group = create_dataset
-
-
 class VersionedFile:
-    """Versions of an HDF5 file (versioned-hdf5's API; see :mod:`h5forge.versions`).
+    """Versions of an HDF5 file or group (versioned-hdf5's API; see :mod:`h5forge.versions`).
 
     ``VersionedFile(path, mode)`` with mode ``r``, ``r+``, ``a`` or ``w``; or an open
-    ``h5py.File`` (then commits are not journaled against crashes). Use it as a context
-    manager or call :meth:`close`. Commits survive a killed process; ``durable=True`` also
-    fsyncs at each commit, so they survive a power cut. One process writes at a time (a
-    second writer gets :class:`~h5forge.versions.journal.FileLockedError`); readers, h5py
-    included, can open the file between commits. Setting ``current_version``, or committing
-    a branch with ``make_current=True``, rewrites the plain mirror of the current version.
+    ``h5py.File`` (then commits are not journaled against crashes); or an ``h5py.Group``,
+    which then holds a versioned tree of its own and the rest of the file is left alone. Use it
+    as a context manager or call :meth:`close` (which closes only what it opened). Commits
+    survive a killed process; ``durable=True`` also fsyncs at each commit, so they survive a
+    power cut. One writer at a time: a second writer of the same file, by path or through
+    an open h5py.File, gets :class:`~h5forge.versions.journal.FileLockedError`; handles over
+    the same open h5py.File in one process share one state (chunk pools, caches, the stage in
+    progress), so they never hand out the same storage twice. Readers, h5py included, can
+    open the file between commits. Setting ``current_version``, or committing a branch with
+    ``make_current=True``, rewrites the plain mirror of the current version.
     """
 
-    def __init__(self, target: _h5.PathLike | h5py.File, mode: str = "r", *,
+    def __init__(self, target: _h5.PathLike | h5py.Group, mode: str = "r", *,
                  durable: bool = False):
         self._journal: JournalFile | None = None
         self._own = False
+        self._closed = True  # until the state is acquired
+        lock_file = None
         if isinstance(target, h5py.Group):
-            self._file = _h5.ensure_open(target).file
+            root = _h5.ensure_open(target)
+            self._file = root.file
             self._writable = self._file.mode != "r"
+            lock_file = _lockable_path(self._file) if self._writable else None
+            if lock_file is not None and os.path.exists(journal_path(lock_file)) and \
+                    not writer_active(lock_file):
+                raise VersionError(f"{lock_file}: a commit was interrupted (its journal is "
+                                   f"still there); open the file by path once, "
+                                   f"VersionedFile(path, 'a'), to restore the last complete "
+                                   f"commit, then open it with h5py")
         elif _h5.is_path(target):
             path = os.fspath(target)
             if mode not in ("r", "r+", "a", "w"):
@@ -218,35 +136,56 @@ class VersionedFile:
                 self._journal = JournalFile(path, create=create, durable=durable)
                 self._file = h5py.File(self._journal, "w" if create else "r+",
                                        libver="latest" if create else None)
+            root = self._file
             self._own = True
         else:
-            raise TargetError(f"expected a file path or an open h5py.File, got "
+            raise TargetError(f"expected a file path or an open h5py.File or h5py.Group, got "
                               f"{type(target).__name__}")
-        self._map_cache: dict = {}
-        self._pools: dict[str, ChunkPool] = {}
-        self._staging = False
+        self._root = root
+        try:
+            self._state = state.acquire(root, lock_file)
+        except BaseException:
+            self._close_own()
+            raise
+        self._closed = False
+        try:
+            self._open_tree()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_tree(self) -> None:
+        root = self._root
         if self._writable:
             _small_metadata_cache(self._file)
-        if DATA_GROUP not in self._file:
+        if DATA_GROUP not in root:
             if not self._writable:
-                raise VersionError(f"{self._file.filename} has no versions (open it with "
-                                   f"mode 'a' to start)")
-            if len(self._file) or len(self._file.attrs):
-                message = (f"{self._file.filename} already holds plain HDF5 data; versioning "
-                           f"it would replace it with the first version. Start a new file "
-                           f"and copy the data in a first stage")
-                self.close()
-                raise VersionError(message)
-            data = self._file.create_group(DATA_GROUP)
+                raise VersionError(f"{self._where} has no versions (open it with mode 'a' to "
+                                   f"start)")
+            if "_version_data" in root:
+                raise VersionError(f"{self._where} is a versioned-hdf5 file; convert it with "
+                                   f"h5forge.versions.import_versioned_hdf5 (or `h5forge "
+                                   f"versions import`), or use versioned_hdf5 itself")
+            if len(root) or len(root.attrs):
+                raise VersionError(f"{self._where} already holds plain HDF5 data; versioning "
+                                   f"it would replace it with the first version. Start a new "
+                                   f"file or group and copy the data in a first stage")
+            data = root.create_group(DATA_GROUP)
             data.attrs["format"] = FORMAT
             data.attrs["current_version"] = FIRST_VERSION
             data.create_group("versions", track_order=True)
             data.create_group("pools")
             self._commit_transaction()
-        self._data = self._file[DATA_GROUP]
+        self._data = root[DATA_GROUP]
         if str(self._data.attrs.get("format", "")) != FORMAT:
-            raise CorruptFileError(f"{self._file.filename}: versions format "
+            raise CorruptFileError(f"{self._where}: versions format "
                                    f"{self._data.attrs.get('format')!r} is not {FORMAT!r}")
+
+    @property
+    def _where(self) -> str:
+        """The file name, and the group for a tree that is not at the root (for messages)."""
+        name = self._file.filename
+        return name if self._root.name == "/" else f"{name}:{self._root.name}"
 
     # -- file lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> VersionedFile:
@@ -255,7 +194,29 @@ class VersionedFile:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the h5py file it was given was closed)."""
+        return self._closed or not self._file.id.valid
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise VersionClosedError("this VersionedFile is closed (or its h5py file was "
+                                     "closed); open the file again to use its versions")
+
     def close(self) -> None:
+        """Stop using the versions; closes the file only if it was opened from a path. A
+        stage still open is ended (nothing of it is committed)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._state.stage is not None and self._state.stage.vf is self:
+            self._state.stage.ended = "was ended by closing its VersionedFile"
+            self._state.stage = None
+        state.release(self._state)
+        self._close_own()
+
+    def _close_own(self) -> None:
         if not self._own or not self._file.id.valid:
             return
         self._file.close()
@@ -267,6 +228,11 @@ class VersionedFile:
     def file(self) -> h5py.File:
         return self._file
 
+    @property
+    def root(self) -> h5py.Group:
+        """The group holding the versioned tree: the file's root, or the group given."""
+        return self._root
+
     def _commit_transaction(self) -> None:
         self._file.flush()
         if self._journal is not None:
@@ -275,72 +241,90 @@ class VersionedFile:
     def _rollback(self, name: str, current: str) -> None:
         """Undo a failed commit: close HDF5, restore the journaled bytes, reopen. Without a
         journal (an h5py.File was given), remove what the commit wrote, as far as possible."""
+        self._state.clear_caches()
         if self._journal is None:
             versions = self._data["versions"]
             if name in versions:
                 del versions[name]
             self._data.attrs["current_version"] = current
             self._rebuild_head(current)  # the mirror may be half updated
-            self._map_cache.clear()
-            self._pools.clear()
+            self._free_unused_chunks()  # chunks the failed commit stored
+            self._file.flush()
             return
         self._file.close()
         self._journal.rollback()
-        self._file = h5py.File(self._journal, "r+")
+        self._root = self._file = h5py.File(self._journal, "r+")
         self._data = self._file[DATA_GROUP]
-        self._map_cache.clear()
-        self._pools.clear()
+        state.rekey(self._state, self._root)
+        self._state.clear_caches()
 
     # -- versions -------------------------------------------------------------------------------
     @property
     def versions(self) -> list[str]:
         """Committed version names, oldest commit first."""
+        self._check_open()
         return list(self._data["versions"])
 
     @property
     def current_version(self) -> str:
+        """The version ``stage_version`` starts from by default, and that ``vf[0]`` reads
+        (``FIRST_VERSION`` before the first commit)."""
+        self._check_open()
         value = self._data.attrs["current_version"]
         return value.decode() if isinstance(value, bytes) else str(value)
 
     @current_version.setter
     def current_version(self, name: str) -> None:
         self._check_writable()
+        self._check_not_staging("set current_version")
         self._version_group(name)
+        self._check_mirror()
         self._data.attrs["current_version"] = name
         self._rebuild_head(name)
         self._commit_transaction()
 
     def _check_writable(self) -> None:
+        self._check_open()
         if not self._writable:
-            raise VersionError(f"{self._file.filename} is open read-only; open it with mode "
-                               f"'r+' or 'a' to change versions")
+            raise VersionError(f"{self._where} is open read-only; open it with mode 'r+' or "
+                               f"'a' to change versions")
+
+    def _check_not_staging(self, what: str) -> None:
+        stage = self._state.stage
+        if stage is not None:
+            raise VersionError(f"{self._where}: cannot {what} while version {stage.name!r} is "
+                               f"being staged; end that stage_version block first")
 
     def _version_group(self, name: str) -> h5py.Group:
         versions = self._data["versions"]
         if not isinstance(name, str) or name not in versions:
-            raise UnknownVersionError(f"{name!r} is not a version of {self._file.filename}; "
-                                      f"versions: "
-                           f"{', '.join(self.versions[-5:]) or '(none)'}")
+            raise UnknownVersionError(f"{name!r} is not a version of {self._where}; versions: "
+                                      f"{', '.join(self.versions[-5:]) or '(none)'}")
         return versions[name]
 
-    def _prev(self, name: str) -> str:
-        value = self._version_group(name).attrs["prev_version"]
+    def _version_attr(self, name: str, key: str) -> str:
+        value = self._version_group(name).attrs[key]
         return value.decode() if isinstance(value, bytes) else str(value)
 
+    def _prev(self, name: str) -> str:
+        return self._version_attr(name, "prev_version")
+
     def timestamp(self, name: str) -> dt.datetime:
-        text = self._version_group(name).attrs["timestamp"]
-        return dt.datetime.strptime(text if isinstance(text, str) else text.decode(),
-                                    TIMESTAMP_FORMAT)
+        """When version ``name`` was committed (UTC)."""
+        return dt.datetime.strptime(self._version_attr(name, "timestamp"), TIMESTAMP_FORMAT)
 
     def version_info(self, name: str) -> dict[str, Any]:
         """``name``, ``prev_version``, ``timestamp`` (UTC) and ``changed`` (dataset paths)."""
+        self._check_open()
         group = self._version_group(name)
         return {"name": name, "prev_version": self._prev(name),
                 "timestamp": self.timestamp(name),
                 "changed": json.loads(group.attrs.get("changed", "[]"))}
 
-    def get_version_by_timestamp(self, timestamp: Any, exact: bool = False) -> str:
-        """The latest version committed at or before ``timestamp`` (``exact``: at it)."""
+    def version_at(self, timestamp: Any, exact: bool = False) -> str:
+        """The name of the latest version committed at or before ``timestamp`` (``exact``:
+        at it). An aware datetime (any zone) or a numpy.datetime64 (taken as UTC)."""
+        self._check_open()
         when = _parse_timestamp(timestamp)
         best = None
         for name in self.versions:
@@ -351,19 +335,38 @@ class VersionedFile:
                 if exact:
                     break
         if best is None:
-            raise UnknownVersionError(f"{self._file.filename} has no version "
+            raise UnknownVersionError(f"{self._where} has no version "
                                       f"{'at' if exact else 'at or before'} {when}")
         return best[1]
 
+    def get_version_by_timestamp(self, timestamp: Any, exact: bool = False) -> VersionGroup:
+        """The version committed at or before ``timestamp`` (``exact``: at it), as a group
+        (versioned-hdf5's call); :meth:`version_at` gives its name."""
+        return self[self.version_at(timestamp, exact)]
+
+    def get_version_by_name(self, name: str) -> VersionGroup:
+        """Version ``name`` as a read-only group (``""`` is the empty first version)."""
+        return self[name]
+
     def __getitem__(self, key: Any) -> VersionGroup:
+        self._check_open()
+        if key is None:
+            key = self.current_version
         if isinstance(key, (dt.datetime, np.datetime64)):
-            key = self.get_version_by_timestamp(key)
+            key = self.version_at(key)
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
             key = self._walk_back(int(key))
         if not isinstance(key, str):
-            raise KeyError(f"a version is named by a string, an int or a timestamp, not "
-                           f"{key!r}")
+            raise UnknownVersionError(f"a version is named by a string, an int or a timestamp, "
+                                      f"not {key!r}")
+        if key in ("", FIRST_VERSION):
+            return self._empty_version()
         return VersionGroup(self, self._version_group(key)["root"], "/", key)
+
+    def _empty_version(self) -> VersionGroup:
+        """The first version: empty (read from an empty in-memory group)."""
+        scratch = _h5.memory_file()
+        return _FirstVersion(self, scratch, "/", FIRST_VERSION)
 
     def _walk_back(self, steps: int) -> str:
         if steps > 0:
@@ -379,49 +382,72 @@ class VersionedFile:
         return name
 
     def __contains__(self, name: object) -> bool:
+        self._check_open()
         return isinstance(name, str) and name in self._data["versions"]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.versions)
 
     def __len__(self) -> int:
+        self._check_open()
         return len(self._data["versions"])
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<closed VersionedFile>"
+        return f"<VersionedFile {self._where!r}: {len(self)} versions>"
 
     # -- staging and committing -----------------------------------------------------------------
     @contextlib.contextmanager
     def stage_version(self, name: str, prev_version: str | None = None,
                       make_current: bool = True, timestamp: Any = None) -> Iterator[StagedGroup]:
-        """Yield a group holding a copy of ``prev_version`` (default: the current version);
-        commit it as version ``name`` when the block ends without an exception."""
+        """Yield a group holding a copy of ``prev_version`` (default: the current version;
+        ``""`` or ``FIRST_VERSION``: empty); commit it as version ``name`` when the block ends
+        without an exception. When the block ends, the staged group and every dataset taken
+        from it stop working (a later write would be lost, so it raises)."""
         self._check_writable()
-        if self._staging:
-            raise VersionError("a version is already being staged in this file")
+        stage = self._state.stage
+        if stage is not None:
+            raise VersionError(f"{self._where}: version {stage.name!r} is already being staged "
+                               f"(one stage at a time per file); end that block first")
         _check_name(name)
         if name in self:
-            raise VersionError(f"version {name!r} already exists")
-        prev = self.current_version if prev_version is None else prev_version
+            raise VersionError(f"version {name!r} already exists in {self._where}")
+        prev = self.current_version if prev_version is None else \
+            FIRST_VERSION if prev_version == "" else prev_version
         if prev != FIRST_VERSION:
             self._version_group(prev)
         stamp = _parse_timestamp(timestamp) if timestamp is not None else None
-        stage = _Stage(self)
+        stage = _Stage(self, name)
         base = self._version_group(prev)["root"] if prev != FIRST_VERSION else None
         root = StagedGroup(stage, "/", base, _user_attrs(base) if base is not None else {})
-        self._staging = True
+        self._state.stage = stage
         try:
-            yield root
+            try:
+                yield root
+            except BaseException:
+                stage.ended = "ended with an exception and was not committed"
+                raise
             if stamp is None:
                 stamp = dt.datetime.now(dt.timezone.utc)
             current = self.current_version
             try:
                 self._commit(name, prev, root, stamp, make_current)
             except BaseException:
+                stage.ended = "failed to commit (nothing of it was stored)"
                 self._rollback(name, current)
                 raise
+            stage.ended = "was committed"
         finally:
-            self._staging = False
+            if stage.ended is None:  # a generator closed without the block ending
+                stage.ended = "was abandoned"
+            if self._state.stage is stage:
+                self._state.stage = None
 
     def _commit(self, name: str, prev: str, root: StagedGroup, stamp: dt.datetime,
                 make_current: bool) -> None:
+        if make_current:
+            self._check_mirror(root if self.current_version == prev else None)
         versions = self._data["versions"]
         group = versions.create_group(name)
         group.attrs["prev_version"] = prev
@@ -435,7 +461,7 @@ class VersionedFile:
             old = self.current_version
             self._data.attrs["current_version"] = name
             if old == prev and self._head_is(old):
-                self._sync_head(root, self._file, "", changed)
+                self._sync_head(root, self._root, "", changed)
             else:
                 self._rebuild_head(name)
             self._data.attrs["head_version"] = name
@@ -477,7 +503,8 @@ class VersionedFile:
             return
         meta = staged.meta
         pool = self._pool(meta)
-        meta.pool = pool_key(meta.dtype, meta.chunks, meta.compression, meta.compression_opts)
+        meta.pool = pool_key(meta.dtype, meta.chunks, meta.compression, meta.compression_opts,
+                             meta.filters)
         slots = staged.slots().copy()
         stored = []
         for index, chunk in sorted(staged.changed_chunks(), key=lambda item: item[0]):
@@ -487,26 +514,27 @@ class VersionedFile:
                 stored.append((index, chunk))
         for (index, _), slot in zip(stored, pool.store_many([c for _, c in stored])):
             slots[index] = slot
-        base_slots = read_map(staged.base, self._map_cache) if staged.base is not None else None
+        base_slots = read_map(staged.base, self._state.map_cache) \
+            if staged.base is not None else None
         node = write_node(parent, name, meta, slots, staged.base, base_slots, dict(staged.attrs))
-        self._map_cache[node.id] = slots
+        self._state.map_cache[node.id] = slots
         written[id(staged)] = node
         changed.append(staged.name)
 
     def _pool(self, meta: DatasetMeta, create: bool = True) -> ChunkPool | None:
         key = meta.pool or pool_key(meta.dtype, meta.chunks, meta.compression,
-                                    meta.compression_opts)
-        pool = self._pools.get(key)
+                                    meta.compression_opts, meta.filters)
+        pool = self._state.pools.get(key)
         if pool is None:
             pools = self._data["pools"]
             if key in pools:
                 pool = ChunkPool(pools[key])
             elif create:
                 pool = ChunkPool.create(pools, key, meta.dtype, meta.chunks, meta.compression,
-                                        meta.compression_opts)
+                                        meta.compression_opts, meta.filters)
             else:
                 return None
-            self._pools[key] = pool
+            self._state.pools[key] = pool
         return pool
 
     # -- the plain mirror of the current version at the file's root --------------------------
@@ -517,8 +545,40 @@ class VersionedFile:
     def _head_dataset(self, version: str, path: str) -> h5py.Dataset | None:
         if version != self.current_version or not self._head_is(version):
             return None
-        obj = self._file.get(path)
+        obj = self._root.get(path.lstrip("/"))
         return obj if isinstance(obj, h5py.Dataset) else None
+
+    def _check_mirror(self, staged: StagedGroup | None = None) -> None:
+        """Refuse to rewrite the plain mirror when it holds members that no version has
+        (written there with plain h5py): the rewrite would delete them. Checks the groups a
+        commit on top of the head touches (``staged``), or the top level for a rebuild."""
+        head = self._data.attrs.get("head_version", FIRST_VERSION)
+        head = head.decode() if isinstance(head, bytes) else str(head)
+        if head != FIRST_VERSION and head not in self._data["versions"]:
+            return  # no head to compare with (set by an interrupted operation)
+
+        def visit(target: h5py.Group, base: h5py.Group | None, node: StagedGroup | None,
+                  path: str) -> None:
+            known = set(base) if base is not None else set()
+            for key in target:
+                if (target == self._root and key == DATA_GROUP) or key in known:
+                    continue
+                where = f"{path}/{key}"
+                raise VersionError(
+                    f"{self._where}:{self._root.name.rstrip('/')}{where} is not part of "
+                    f"version {head!r}: it was written with plain h5py into the mirror of the "
+                    f"current version, and the commit would delete it. Move it out of the "
+                    f"versioned tree, or write it in a stage_version(...) block")
+            if node is None or node._children is None:
+                return
+            for key, child in node._children.items():
+                if isinstance(child, StagedGroup) and child.dirty and key in target and \
+                        isinstance(target[key], h5py.Group) and child.base is not None and \
+                        base is not None and key in base:
+                    visit(target[key], base[key], child, f"{path}/{key}")
+
+        base_root = self._version_group(head)["root"] if head != FIRST_VERSION else None
+        visit(self._root, base_root, staged, "")
 
     def _sync_head(self, staged: StagedGroup, target: h5py.Group, path: str,
                    changed: list[str], memo: dict | None = None) -> None:
@@ -535,7 +595,7 @@ class VersionedFile:
                 target.attrs[key] = value
         members = staged._members()
         for key in list(target):
-            if key not in members and not (target.name == "/" and key == DATA_GROUP):
+            if key not in members and not (target == self._root and key == DATA_GROUP):
                 del target[key]
         base = staged.base
         for key, child in members.items():
@@ -591,7 +651,7 @@ class VersionedFile:
 
     def _rebuild_head(self, name: str) -> None:
         """Replace the root mirror by a plain copy of version ``name``."""
-        root = self._file
+        root = self._root
         for key in list(root):
             if key != DATA_GROUP:
                 del root[key]
@@ -613,7 +673,7 @@ class VersionedFile:
             return sub
         meta = DatasetMeta.from_node(node)
         dset = _create_head(out, key, meta)
-        slots = read_map(node, self._map_cache)
+        slots = read_map(node, self._state.map_cache)
         reader = pool_chunk_reader(slots, self._pool(meta, create=False))
         for index in _stored_or_all(slots, meta):
             _write_chunk(dset, meta, index, reader(index))
@@ -634,6 +694,7 @@ class VersionedFile:
 
     def export(self, version: str, out: _h5.PathLike | h5py.Group) -> None:
         """Write version ``version`` as a plain HDF5 file (or into an empty group)."""
+        self._check_open()
         node = self[version]._node
         if isinstance(out, h5py.Group):
             self._materialize(node, out)
@@ -646,7 +707,10 @@ class VersionedFile:
         """Delete versions; their children get the nearest surviving ancestor as
         ``prev_version``, and chunks no remaining version uses are freed for reuse."""
         self._check_writable()
+        self._check_not_staging("delete versions")
         names = [names] if isinstance(names, str) else list(names)
+        if FIRST_VERSION in names or "" in names:
+            raise VersionError(f"{self._where}: the first (empty) version cannot be deleted")
         for name in names:
             self._version_group(name)
         doomed = set(names)
@@ -656,14 +720,16 @@ class VersionedFile:
                 name = self._prev(name)
             return name
 
+        current = self.current_version
+        new_current = survivor(current)
+        if new_current != current:
+            self._check_mirror()
         versions = self._data["versions"]
         for name in self.versions:
             if name not in doomed:
                 prev = self._prev(name)
                 if prev in doomed:
                     versions[name].attrs["prev_version"] = survivor(prev)
-        current = self.current_version
-        new_current = survivor(current)
         for name in names:
             del versions[name]
         if new_current != current:
@@ -682,7 +748,7 @@ class VersionedFile:
             seen.add(node.id)
             if META in node.attrs:
                 meta = DatasetMeta.from_node(node)
-                slots = read_map(node, self._map_cache)
+                slots = read_map(node, self._state.map_cache)
                 used.setdefault(meta.pool, set()).update(int(s) for s in np.unique(slots)
                                                          if s >= 0)
                 return
@@ -692,8 +758,8 @@ class VersionedFile:
         for name in self.versions:
             visit(self._data["versions"][name]["root"])
         for key in self._data["pools"]:
-            pool = self._pools.get(key) or ChunkPool(self._data["pools"][key])
-            self._pools[key] = pool
+            pool = self._state.pools.get(key) or ChunkPool(self._data["pools"][key])
+            self._state.pools[key] = pool
             stored = set(range(pool.slots)) - set(pool.group["free"][()].tolist())
             unused = stored - used.get(key, set())
             if unused:
@@ -702,6 +768,7 @@ class VersionedFile:
     def diff(self, v1: str, v2: str) -> dict[str, Any]:
         """What changed from ``v1`` to ``v2``: datasets and groups added and removed, and for
         each changed dataset the chunk regions (tuples of slices) that differ."""
+        self._check_open()
         a = _tree(self._version_group(v1)["root"])
         b = _tree(self._version_group(v2)["root"])
         out: dict[str, Any] = {
@@ -716,7 +783,7 @@ class VersionedFile:
             if na is None or nb is None or na.id == nb.id:
                 continue
             ma, mb = DatasetMeta.from_node(na), DatasetMeta.from_node(nb)
-            sa, sb = read_map(na, self._map_cache), read_map(nb, self._map_cache)
+            sa, sb = read_map(na, self._state.map_cache), read_map(nb, self._state.map_cache)
             if ma.shape != mb.shape or ma.chunks != mb.chunks or ma.dtype != mb.dtype or \
                     sa.shape != sb.shape:
                 out["changed"][path] = [tuple(slice(0, n) for n in mb.shape)]
@@ -728,6 +795,22 @@ class VersionedFile:
             if regions or _user_attrs(na) != _user_attrs(nb):
                 out["changed"][path] = regions
         return out
+
+
+class _FirstVersion(VersionGroup):
+    """The empty version every history starts from (``vf[""]``, as in versioned-hdf5)."""
+
+    def __init__(self, vf: VersionedFile, node: h5py.Group, path: str, version: str):
+        self._vf, self._node, self.name, self.version = vf, node, path, version
+        self.attrs = ReadOnlyAttrs({}, "/")
+
+
+def _lockable_path(f: h5py.File) -> str | None:
+    """The file on disk behind an open h5py.File, if the writer lock can be taken on it."""
+    if f.driver == "fileobj":
+        return None
+    name = f.filename
+    return name if isinstance(name, str) and os.path.isfile(name) else None
 
 
 def _small_metadata_cache(f: h5py.File) -> None:
@@ -771,6 +854,7 @@ def _create_head(group: h5py.Group, key: str, meta: DatasetMeta) -> h5py.Dataset
         kwargs.update(chunks=meta.chunks, maxshape=(None,) * len(meta.shape))
         if meta.compression is not None:
             kwargs.update(compression=meta.compression, compression_opts=meta.compression_opts)
+        kwargs.update(meta.filters)
     return group.create_dataset(key, shape=meta.shape, dtype=meta.dtype, **kwargs)
 
 

@@ -25,11 +25,15 @@ _DIGEST = 16
 
 
 def pool_key(dtype: np.dtype, chunks: tuple[int, ...], compression: Any,
-             compression_opts: Any) -> str:
-    """The name of the pool for this dtype, chunk shape and compression."""
-    text = json.dumps([dtype_to_text(dtype), list(chunks), compression,
-                       compression_opts if not isinstance(compression_opts, tuple)
-                       else list(compression_opts)], sort_keys=True)
+             compression_opts: Any, filters: dict | None = None) -> str:
+    """The name of the pool for this dtype, chunk shape, compression and other filters
+    (shuffle, fletcher32, scaleoffset: ``filters``, only those set)."""
+    parts = [dtype_to_text(dtype), list(chunks), compression,
+             compression_opts if not isinstance(compression_opts, tuple)
+             else list(compression_opts)]
+    if filters:
+        parts.append(filters)
+    text = json.dumps(parts, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -61,7 +65,8 @@ class ChunkPool:
 
     @classmethod
     def create(cls, parent: h5py.Group, name: str, dtype: np.dtype, chunks: tuple[int, ...],
-               compression: Any, compression_opts: Any) -> ChunkPool:
+               compression: Any, compression_opts: Any,
+               filters: dict | None = None) -> ChunkPool:
         group = parent.create_group(name)
         group.attrs["pool"] = json.dumps({"dtype": dtype_to_text(dtype), "chunks": list(chunks),
                                           "compression": compression})
@@ -69,6 +74,8 @@ class ChunkPool:
         kwargs = {}
         if compression is not None:
             kwargs = {"compression": compression, "compression_opts": compression_opts}
+        if chunks:  # (a 0-d dataset's pool is one element per slot: no filters to apply)
+            kwargs.update(filters or {})
         group.create_dataset("data", shape=(0,) + storage[1:], maxshape=(None,) + storage[1:],
                              dtype=dtype, chunks=storage, **kwargs)
         group.create_dataset("hashes", shape=(0, _DIGEST), maxshape=(None, _DIGEST),

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from h5forge.errors import VersionError
+from h5forge.errors import VersionClosedError, VersionError
 from h5forge.io.estimate import estimate_default_chunk_shape
 from h5forge.versions.chunks import (
     FILL,
@@ -36,24 +36,130 @@ __all__ = ["StagedGroup", "StagedDataset", "StagedAttrs", "DEFAULT_CHUNK_MB"]
 #: Default chunk target for versioned datasets: small, so a change stores little.
 DEFAULT_CHUNK_MB = 0.25
 _RESERVED_ATTRS = (META, FILL)
+#: Attributes of a version's root group that hold the version's record, not user data.
+VERSION_RECORD = ("prev_version", "timestamp")
+
+
+class ResizeAxisError(VersionError, np.exceptions.AxisError):
+    """``resize(size, axis=...)`` with an axis the dataset does not have (numpy's AxisError)."""
+
+
+class ResizeSizeError(VersionError, TypeError):
+    """``resize(size, axis=...)`` with a size that is not one integer."""
+
+
+def _resize_shape(where: str, shape: tuple[int, ...], size: Any, axis: Any) -> tuple[int, ...]:
+    """The new shape asked by h5py's ``resize(size, axis=None)``: ``size`` an int, a 0-d or
+    1-d array or a sequence; with ``axis``, one integer for that axis."""
+    if axis is not None:
+        ndim = len(shape)
+        axis = int(axis)
+        if not -ndim <= axis < ndim:
+            raise ResizeAxisError(f"{where}: axis {axis} is out of bounds for a dataset of "
+                                  f"dimension {ndim}")
+        if np.ndim(size) != 0:
+            raise ResizeSizeError(f"{where}: with axis=, the size must be an integer, not "
+                                  f"{size!r}")
+        new = list(shape)
+        new[axis] = int(size)
+        return tuple(new)
+    sizes = np.asarray(size)
+    if sizes.ndim > 1 or sizes.dtype.kind not in "iuf":
+        raise ResizeSizeError(f"{where}: resize takes an integer or a sequence of integers, "
+                              f"not {size!r}")
+    return tuple(int(n) for n in sizes.reshape(-1))
 
 
 class StagedAttrs(dict):
-    """A node's attributes in a stage; remembers whether they changed."""
+    """A node's attributes in a stage (h5py's ``AttributeManager`` calls); remembers whether
+    they changed, and refuses every use once the stage has ended."""
 
-    def __init__(self, *args: Any):
-        super().__init__(*args)
+    def __init__(self, values: Any = (), stage: Any = None, path: str = "/",
+                 reserved: tuple[str, ...] = ()):
+        super().__init__(values)
         self.dirty = False
+        self._stage = stage
+        self._path = path
+        self._reserved = _RESERVED_ATTRS + tuple(reserved)
+
+    def _check(self) -> None:
+        if self._stage is not None:
+            self._stage.check(self._path)
 
     def __setitem__(self, key: str, value: Any) -> None:
+        self._check()
         if key in _RESERVED_ATTRS:
-            raise VersionError(f"attribute name {key!r} is reserved by h5forge.versions")
+            raise VersionError(f"{self._path}: attribute name {key!r} is reserved by "
+                               f"h5forge.versions")
+        if key in self._reserved:
+            raise VersionError(f"{self._path}: attribute {key!r} of a version's root group is "
+                               f"the version's record (vf[name].attrs[{key!r}]); store yours "
+                               f"under another name or on a subgroup")
         super().__setitem__(key, value)
         self.dirty = True
 
     def __delitem__(self, key: str) -> None:
+        self._check()
         super().__delitem__(key)
         self.dirty = True
+
+    def __getitem__(self, key: str) -> Any:
+        self._check()
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._check()
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._check()
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._check()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._check()
+        return super().__len__()
+
+    def keys(self):
+        self._check()
+        return super().keys()
+
+    def values(self):
+        self._check()
+        return super().values()
+
+    def items(self):
+        self._check()
+        return super().items()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._check()
+        if key not in self and default:
+            return default[0]
+        value = self[key]
+        del self[key]
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        self._check()
+        key = next(reversed(list(super().keys())))
+        return key, self.pop(key)
+
+    def clear(self) -> None:
+        for key in list(self):
+            del self[key]
 
     def create(self, name: str, data: Any, shape=None, dtype=None) -> None:
         self[name] = np.asarray(data, dtype=dtype).reshape(shape) if shape is not None else \
@@ -76,7 +182,7 @@ class StagedDataset(MetaView):
         self.name = path
         self.meta = meta
         self.base = base
-        self.attrs = StagedAttrs(attrs)
+        self.attrs = StagedAttrs(attrs, stage, path)
         self._slots: np.ndarray | None = None if base is not None else \
             np.full(meta.grid, -1, dtype=np.int64)
         self.touched: dict[tuple[int, ...], np.ndarray] = {}
@@ -105,11 +211,13 @@ class StagedDataset(MetaView):
 
     # -- reads and writes ---------------------------------------------------------------------
     def __getitem__(self, selection: Any) -> Any:
+        self._stage.check(self.name)
         starts, stops, local = select(selection, self.meta.shape)
         box = assemble(starts, stops, self.meta, self._chunk)
         return box[local]
 
     def __setitem__(self, selection: Any, value: Any) -> None:
+        self._stage.check(self.name)
         starts, stops, local = select(selection, self.meta.shape)
         box = assemble(starts, stops, self.meta, self._chunk)
         box[local] = value
@@ -148,17 +256,15 @@ class StagedDataset(MetaView):
     def read_direct(self, dest: np.ndarray, source_sel: Any = (), dest_sel: Any = ()) -> None:
         dest[dest_sel] = self[source_sel]
 
+    def write_direct(self, source: np.ndarray, source_sel: Any = (), dest_sel: Any = ()) -> None:
+        self[dest_sel] = np.asarray(source)[source_sel]
+
     def resize(self, size: int | tuple[int, ...], axis: int | None = None) -> None:
         """Change the shape (within ``maxshape``); cut-off data is gone, and growing again
         shows the fill value there."""
+        self._stage.check(self.name)
         meta = self.meta
-        if axis is not None:
-            new = list(meta.shape)
-            new[axis] = int(size)
-            shape = tuple(new)
-        else:
-            shape = (int(size),) if isinstance(size, (int, np.integer)) else tuple(
-                int(n) for n in size)
+        shape = _resize_shape(self.name, meta.shape, size, axis)
         if len(shape) != len(meta.shape):
             raise VersionError(f"{self.name}: resize to {shape} changes the rank of {meta.shape}")
         for n, m in zip(shape, meta.maxshape):
@@ -203,7 +309,8 @@ class StagedGroup:
         self._stage = stage
         self.name = path or "/"
         self.base = base
-        self.attrs = StagedAttrs(attrs)
+        self.attrs = StagedAttrs(attrs, stage, self.name,
+                                 VERSION_RECORD if self.name == "/" else ())
         self._children: dict[str, Any] | None = None if base is not None else {}
         self.structure_changed = base is None
 
@@ -228,6 +335,7 @@ class StagedGroup:
         return f"{self.name.rstrip('/')}/{name}"
 
     def _walk(self, path: str, create: bool = False) -> tuple[StagedGroup, str]:
+        self._stage.check(self.name)
         parts = [p for p in str(path).split("/") if p]
         if not parts:
             raise VersionError(f"{self.name}: an empty path names no member")
@@ -259,17 +367,22 @@ class StagedGroup:
     def __contains__(self, path: object) -> bool:
         try:
             self[str(path)]
+        except VersionClosedError:
+            raise
         except (KeyError, VersionError):
             return False
         return True
 
     def __iter__(self) -> Iterator[str]:
+        self._stage.check(self.name)
         return iter(list(self._members()))
 
     def __len__(self) -> int:
+        self._stage.check(self.name)
         return len(self._members())
 
     def keys(self):
+        self._stage.check(self.name)
         return list(self._members())
 
     def values(self):
@@ -301,16 +414,24 @@ class StagedGroup:
     def create_dataset(self, path: str, shape: Any = None, dtype: Any = None, data: Any = None,
                        chunks: Any = None, maxshape: Any = None, fillvalue: Any = None,
                        compression: Any = None, compression_opts: Any = None,
-                       **unsupported: Any) -> StagedDataset:
-        """h5py's ``create_dataset``: shape/dtype or data, chunks (default: about 256 KB),
-        maxshape, fillvalue and compression. Created without data, a dataset stores only the
-        chunks written later (sparse)."""
-        unsupported = {k: v for k, v in unsupported.items() if v is not None and v is not False}
+                       shuffle: bool = False, fletcher32: bool = False,
+                       scaleoffset: int | None = None, **unsupported: Any) -> StagedDataset:
+        """h5py's ``create_dataset``: shape/dtype (default float64, as h5py and
+        versioned-hdf5) or data; chunks (a tuple, an int for 1-D, default about 256 KB);
+        maxshape (default: resizable on every axis, as in versioned-hdf5); fillvalue; and the
+        filters: compression (a name, a filter id, or a filter object such as
+        ``hdf5plugin.Blosc()``), compression_opts, shuffle, fletcher32, scaleoffset. Created
+        without data, a dataset stores only the chunks written later (sparse)."""
+        unsupported = {k: v for k, v in unsupported.items()
+                       if v is not None and v is not False and k != "track_order"}
         if unsupported:
             raise VersionError(f"{path}: create_dataset option(s) {sorted(unsupported)} are not "
                                f"supported in a versioned file")
         group, name = self._walk(path, create=True)
         where = group._join(name)
+        if name in group._members():
+            raise VersionError(f"{where} already exists in this stage; delete it first "
+                               f"(del g[{name!r}]) or assign g[{name!r}] = data to replace it")
         if data is not None:
             if isinstance(data, StagedDataset):
                 data = data[()]
@@ -324,12 +445,13 @@ class StagedGroup:
             raise VersionError(f"{where}: give shape= or data=")
         shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(
             int(n) for n in shape)
-        dtype = np.dtype(dtype if dtype is not None else "f4")
+        dtype = np.dtype(dtype if dtype is not None else "f8")
         base = h5py.check_vlen_dtype(dtype)
         if base is not None and h5py.check_string_dtype(dtype) is None:
             raise VersionError(f"{where}: variable-length sequences ({dtype}) cannot be "
                                f"versioned; use fixed-size arrays or strings")
-        maxshape = shape if maxshape is None else tuple(maxshape)
+        maxshape = (None,) * len(shape) if maxshape is None else \
+            (maxshape,) if isinstance(maxshape, (int, np.integer)) else tuple(maxshape)
         if len(maxshape) != len(shape) or any(m is not None and m < n
                                               for m, n in zip(maxshape, shape)):
             raise VersionError(f"{where}: maxshape {maxshape} does not fit shape {shape}")
@@ -337,8 +459,13 @@ class StagedGroup:
         if fillvalue is None:
             fillvalue = "" if h5py.check_string_dtype(dtype) is not None else \
                 np.zeros((), dtype=dtype)[()]
+        compression, compression_opts = _compression(compression, compression_opts)
+        filters = {k: v for k, v in (("shuffle", bool(shuffle)),
+                                     ("fletcher32", bool(fletcher32)),
+                                     ("scaleoffset", scaleoffset)) if v}
         meta = DatasetMeta(dtype, shape, chunks, maxshape, fillvalue, compression,
-                           compression_opts)
+                           compression_opts, filters=filters)
+        check_filters(meta, where)
         dataset = StagedDataset(self._stage, where, meta, None, {})
         if data is not None:
             dataset.write_all(data)
@@ -351,6 +478,14 @@ class StagedGroup:
         return self.create_dataset(path, shape=shape, dtype=dtype, **kwargs)
 
     def __setitem__(self, path: str, value: Any) -> None:
+        """``g[path] = data``: a new dataset from ``data``, replacing one already there (as
+        versioned-hdf5 does; h5py would refuse). A staged group assigned is stored as a copy."""
+        if path in self:
+            if isinstance(value, StagedDataset) and value is self[path]:
+                return
+            if isinstance(value, StagedDataset):
+                value = value[()]
+            del self[path]
         self.create_dataset(path, data=value)
 
     def __delitem__(self, path: str) -> None:
@@ -371,6 +506,7 @@ class StagedGroup:
         what ``h5forge.dump(obj, stage_group, path)`` calls. Hard links stay shared."""
         from h5forge.errors import NodeExistsError
 
+        self._stage.check(self.name)
         memo: dict[Any, Any] = {}
         if not path:
             if (len(self) or self.attrs) and not overwrite:
@@ -436,10 +572,47 @@ def _as_array(data: Any, dtype: Any) -> np.ndarray:
     return arr
 
 
+def _compression(compression: Any, opts: Any) -> tuple[Any, Any]:
+    """A filter object (``hdf5plugin.Blosc()``, anything with ``filter_id`` and
+    ``filter_options``, as h5py takes) as its filter id and options, which JSON can keep."""
+    if hasattr(compression, "filter_id"):
+        opts = tuple(int(o) for o in getattr(compression, "filter_options", ()))
+        compression = int(compression.filter_id)
+    elif isinstance(compression, (int, np.integer)) and not isinstance(compression, bool):
+        compression = int(compression)
+    if isinstance(opts, (list, np.ndarray)):
+        opts = tuple(np.asarray(opts).tolist())
+    elif isinstance(opts, np.integer):
+        opts = int(opts)
+    return compression, opts
+
+
+def check_filters(meta: DatasetMeta, where: str) -> None:
+    """Create the dataset's filter pipeline once, in memory, so a bad compression name,
+    option or filter this HDF5 cannot load is refused here, not at commit."""
+    if not meta.shape or (meta.compression is None and not meta.filters):
+        return
+    with h5py.File(f"h5forge-check-{id(meta)}", "w", driver="core",
+                   backing_store=False) as probe:
+        try:
+            probe.create_dataset("x", shape=meta.chunks, dtype=meta.dtype, chunks=meta.chunks,
+                                 compression=meta.compression,
+                                 compression_opts=meta.compression_opts, **meta.filters)
+        except (ValueError, TypeError, OSError, KeyError) as exc:
+            raise VersionError(f"{where}: invalid filter settings (compression="
+                               f"{meta.compression!r}, compression_opts="
+                               f"{meta.compression_opts!r}, {meta.filters}): {exc}") from None
+
+
 def _chunks(chunks: Any, shape: tuple[int, ...], maxshape: tuple, dtype: np.dtype,
             where: str) -> tuple[int, ...]:
     if not shape:
         return ()
+    if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        if len(shape) != 1:
+            raise VersionError(f"{where}: chunks={int(chunks)} is for 1-D data; give one size "
+                               f"per axis of shape {shape}")
+        chunks = (int(chunks),)
     if chunks is None or chunks is True:
         basis = tuple(max(n, 1) if m is not None or n else 1024 for n, m in zip(shape, maxshape))
         return estimate_default_chunk_shape(basis, dtype, chunk_mb=DEFAULT_CHUNK_MB)

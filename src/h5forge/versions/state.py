@@ -1,0 +1,114 @@
+"""What every ``VersionedFile`` over one versioned tree shares inside a process.
+
+A chunk pool hands out free slots from an in-memory index. Two handles with an index each
+would both hand out the same freed slot, and a version would then read another version's
+chunks. So the pools, the cache of chunk maps, the stage in progress and the writer lock live
+in one :class:`TreeState` per tree (HDF5 file number + group path), which every handle over
+that tree uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from typing import Any
+
+import h5py
+
+from h5forge.versions.journal import FileLockedError, lock_path
+
+__all__ = ["TreeState", "acquire", "release", "WriterLock"]
+
+
+class WriterLock:
+    """The one-writer lock a path-mode writer takes (``<file>.h5forge-lock``), taken for an
+    open ``h5py.File`` too, so neither can commit under the other."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = -1
+            raise FileLockedError(f"{path} is open for writing by another VersionedFile (in "
+                                  f"this or another process); close that first") from None
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.remove(lock_path(self.path))
+            os.close(self._fd)
+            self._fd = -1
+
+
+class TreeState:
+    """Pools, map cache, the open stage and the writer lock of one versioned tree."""
+
+    def __init__(self, key: tuple[Any, str], file_id: h5py.h5f.FileID):
+        self.key = key
+        self.file_id = file_id
+        self.map_cache: dict = {}
+        self.pools: dict = {}
+        self.stage: Any = None  # the stage in progress, if any
+        self.lock: WriterLock | None = None
+        self.handles = 0
+
+    def clear_caches(self) -> None:
+        self.map_cache.clear()
+        self.pools.clear()
+
+
+_states: dict[tuple[Any, str], TreeState] = {}
+
+
+def _key(root: h5py.Group) -> tuple[Any, str]:
+    return (root.file.id.fileno, root.name)
+
+
+def acquire(root: h5py.Group, lock_file: str | None) -> TreeState:
+    """The shared state of the tree at ``root`` (created on first use). ``lock_file``: take
+    the writer lock on that file for the state (once, for all handles)."""
+    key = _key(root)
+    state = _states.get(key)
+    if state is not None and not state.file_id.valid:  # a closed file's number: stale
+        _drop(state)
+        state = None
+    if state is None:
+        state = _states[key] = TreeState(key, root.file.id)
+    if lock_file is not None and state.lock is None:
+        try:
+            state.lock = WriterLock(lock_file)
+        except FileLockedError:
+            if not state.handles:
+                del _states[key]
+            raise
+    state.handles += 1
+    return state
+
+
+def release(state: TreeState) -> None:
+    """One handle is done with ``state``; the last one drops the lock and the caches."""
+    state.handles -= 1
+    if state.handles <= 0:
+        _drop(state)
+
+
+def _drop(state: TreeState) -> None:
+    if state.lock is not None:
+        state.lock.release()
+        state.lock = None
+    state.clear_caches()
+    if _states.get(state.key) is state:
+        del _states[state.key]
+
+
+def rekey(state: TreeState, root: h5py.Group) -> None:
+    """``root``'s file was reopened (after a rollback): file the state under its new number."""
+    if _states.get(state.key) is state:
+        del _states[state.key]
+    state.key = _key(root)
+    state.file_id = root.file.id
+    _states[state.key] = state
