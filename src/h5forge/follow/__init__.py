@@ -24,9 +24,10 @@ swmr_tools, empty key datasets and scalar flags are normal, and a poll reads onl
 the frames already seen.
 """
 
-from h5forge.follow.follower import DEFAULT_POLL_INTERVAL, Follower, open_swmr
+from h5forge.follow.direct import DirectChunkReader
+from h5forge.follow.follower import DEFAULT_POLL_INTERVAL, Follower, open_swmr, scan_shape_of
 from h5forge.follow.frames import FrameReader, follow_frames, frames, scan_rank_of
 from h5forge.follow.writer import LiveWriter
 
 __all__ = ["Follower", "FrameReader", "frames", "follow_frames", "LiveWriter", "open_swmr",
-           "scan_rank_of", "DEFAULT_POLL_INTERVAL"]
+           "scan_rank_of", "scan_shape_of", "DirectChunkReader", "DEFAULT_POLL_INTERVAL"]
