@@ -20,8 +20,16 @@ from h5forge.cli._format import human_size, short_repr, type_name
 from h5forge.errors import NodeNotFoundError
 from h5forge.store.decoder import inline_value
 from h5forge.store.layout import RESERVED_ATTRIBUTES
+from h5forge.store.members import (
+    describe_difference,
+    is_leftover,
+    keys_list,
+    mapping_order,
+    sequence_order,
+)
+from h5forge.store.update import MAPPINGS, SEQUENCES
 
-__all__ = ["add_parser", "run", "tree_lines", "iter_rows", "format_rows"]
+__all__ = ["add_parser", "run", "tree_lines", "iter_rows", "format_rows", "member_order"]
 
 #: One output line before alignment: (depth, name, type, detail, size).
 Row = tuple[int, str, str, str, str]
@@ -143,13 +151,17 @@ def _walk(top: Any, top_path: str, max_depth: int | None, show_attrs: bool) -> I
         if parent is None or h5py.h5o.get_info(obj.id).rc > 1:
             seen[obj.id] = path  # only objects with several links can be met again
         attrs = _read_attrs(obj)
-        yield _node_row(depth, name, obj, attrs)
+        order: list[str] = []
+        note = ""
+        if isinstance(obj, h5py.Group):
+            inline = _inline_members(attrs)
+            order, note = member_order(list(obj), inline, attrs)
+        yield _node_row(depth, name, obj, attrs, order, note)
         pending: list[tuple] = []
         if show_attrs:
             pending.extend(("row", row) for row in _attribute_rows(depth + 1, obj, attrs))
         if isinstance(obj, h5py.Group) and (max_depth is None or depth < max_depth):
-            inline = _inline_members(attrs)
-            for member in _member_order(list(obj), inline, attrs.get("keys")):
+            for member in order:
                 if member in inline:
                     pending.append(("row", _inline_row(depth + 1, member, inline[member])))
                 else:
@@ -199,15 +211,18 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _node_row(depth: int, name: str, obj: Any, attrs: dict[str, Any]) -> Row:
+def _node_row(depth: int, name: str, obj: Any, attrs: dict[str, Any], order: list[str],
+              note: str) -> Row:
     class_name = _text(attrs.get("class"))
     if isinstance(obj, h5py.Group):
         if attrs.get("box") is not None:
             value = obj.get("value")
             boxed = _text(value.attrs.get("class")) if value is not None else None
             return depth, name, f"box[{boxed or class_name or '?'}]", "", ""
-        count = len(obj) + len(_inline_members(attrs))
+        count = len(order)
         detail = f"{count} member{'' if count == 1 else 's'}"
+        if note:
+            detail = f"{detail} ({note})"
         if "shape" in attrs and _text(attrs.get("dtype")) is not None:  # numpy object array
             detail = f"{_shape(attrs['shape'])} {_text(attrs['dtype'])}, {detail}"
         return depth, name, class_name or "<group>", detail, ""
@@ -268,21 +283,35 @@ def _inline_row(depth: int, name: str, raw: Any) -> Row:
     return depth, name, kind, "" if value is None else f"= {short_repr(value, _VALUE_WIDTH)}", ""
 
 
-def _member_order(children: list[str], inline: dict[str, Any], keys: Any) -> list[str]:
-    """Members in their stored order: the ``keys`` attribute when there is one, numeric for
-    sequences ("0", "1", ...), else by name; names ``keys`` does not list come last."""
+def member_order(children: list[str], inline: dict[str, Any],
+                 attrs: dict[str, Any]) -> tuple[list[str], str]:
+    """(members in load order, note): the members ``load`` gives for a group, in its order
+    (:mod:`h5forge.store.members`: a dict's ``keys`` order then unlisted names; a sequence by
+    index; a group without ``class`` by name), and a note naming what differs from the
+    container's metadata or was left by an interrupted write (empty when consistent)."""
+    leftovers = [n for n in children if is_leftover(n)]
     names = list(dict.fromkeys([*children, *inline]))
-    ordered: list[str] = []
-    if keys is not None and not isinstance(keys, (str, bytes)):
-        try:
-            listed = [_text(k) for k in keys]
-        except TypeError:
-            listed = []
-        present = set(names)
-        ordered = [k for k in dict.fromkeys(listed) if k is not None and k in present]
-    taken = set(ordered)
-    rest = sorted((n for n in names if n not in taken), key=_name_key)
-    return ordered + rest
+    class_name = _text(attrs.get("class"))
+    notes = []
+    if class_name in SEQUENCES and attrs.get("box") is None:
+        items = [n for n in names if n != "instance_attributes"]
+        order, odd = sequence_order(items)
+        if odd:
+            notes.append(f"not numbered 0..{len(order) - 1}: {odd[:5]}")
+        order += [n for n in names if n == "instance_attributes"]
+    elif class_name in MAPPINGS and attrs.get("keys") is not None and \
+            _text(attrs.get("layout")) != "items":
+        order, unlisted, missing = mapping_order(keys_list(attrs.get("keys")), names)
+        if unlisted or missing:
+            notes.append(describe_difference(unlisted, missing))
+    elif class_name is None:
+        order = sorted(n for n in names if not is_leftover(n))
+    else:
+        order = [n for n in sorted(names, key=_name_key) if not is_leftover(n)]
+    if leftovers:
+        notes.append(f"{len(leftovers)} leftover{'' if len(leftovers) == 1 else 's'} of an "
+                     f"interrupted write, not loaded")
+    return order, "; ".join(notes)
 
 
 def _name_key(name: str) -> tuple[int, int, str]:
