@@ -182,7 +182,9 @@ def test_a_crafted_construct_on_a_class_without_reduce_is_refused(tmp_path):
     h5forge.dump(Plain(), path)
     with h5py.File(path, "a") as f:
         f.attrs["construct"] = "call"
-        h5forge.dump([1, 2], f, "new_arguments")
+        args = f.create_dataset("new_arguments", data=np.array([1, 2]))
+        args.attrs["class"] = "list"
+        args.attrs["element_class"] = "int"
     with pytest.raises(UnsafeContentError, match="refusing to call it"):
         h5forge.load(path)
 

@@ -13,4 +13,5 @@ from h5forge.store.codecs import stdlib  # noqa: F401
 from h5forge.store.codecs import units  # noqa: F401
 from h5forge.store.codecs import neo  # noqa: F401
 from h5forge.store.codecs import pandas  # noqa: F401
+from h5forge.store.codecs import astropy  # noqa: F401
 # isort: on

@@ -376,7 +376,8 @@ class UnknownCodec(registry.Codec):
         name = stored.class_name
         meta = {k: v for k, v in stored.attrs.items()
                 if k in RESERVED_ATTRIBUTES and k not in ("class", "h5forge_format")}
-        if not stored.is_group:
+        if not stored.is_group:  # a dataset has no inline members: every attribute is metadata
+            meta = {k: v for k, v in stored.attrs.items() if k not in ("class", "h5forge_format")}
             return UnknownObject(name, _dataset_value(stored), meta, kind="dataset")
         children = stored.children()
         if INSTANCE_ATTRIBUTES in children and \
