@@ -1,5 +1,6 @@
-"""``h5forge versions {log,diff,export}``: the history of a versioned file, what changed
-between two versions, and any version as a plain HDF5 file."""
+"""``h5forge versions {log,diff,export,import,gc}``: the history of a versioned file, what
+changed between two versions, any version as a plain HDF5 file, a versioned-hdf5 file brought
+in with its history, and the space of deleted versions given back."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import argparse
 
 from h5forge.versions import VersionedFile
 
-__all__ = ["add_parser", "run_log", "run_diff", "run_export", "format_regions"]
+__all__ = ["add_parser", "run_log", "run_diff", "run_export", "run_import", "run_gc",
+           "format_regions"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``versions`` and its three subcommands."""
+    """Register ``versions`` and its subcommands."""
     parser = subparsers.add_parser(
         "versions", help="history, differences and exports of a versioned file",
         description="Read a file written with h5forge.VersionedFile.")
@@ -37,6 +39,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("out", metavar="OUT.h5")
     export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     export.set_defaults(func=run_export)
+    imp = sub.add_parser("import", help="convert a versioned-hdf5 file, with its history",
+                         description="Write every committed version of the versioned-hdf5 file "
+                                     "VH5FILE (names, timestamps, branches, the current version, "
+                                     "groups, datasets, attributes) into the new h5forge "
+                                     "versioned file OUT. Needs versioned-hdf5 (pip install "
+                                     "\"h5forge[versioned-hdf5]\").")
+    imp.add_argument("source", metavar="VH5FILE")
+    imp.add_argument("out", metavar="OUT.h5")
+    imp.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    imp.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    imp.set_defaults(func=run_import)
+    gc = sub.add_parser("gc", help="give back the disk space of deleted versions",
+                        description="Rewrite FILE keeping only the chunks its versions use "
+                                    "(delete_versions frees them for reuse, but the file keeps "
+                                    "its size; `h5forge repack` copies them as they are). "
+                                    "Written aside and renamed over FILE when complete; with "
+                                    "-o, FILE is left as it is.")
+    gc.add_argument("file", metavar="FILE")
+    gc.add_argument("-o", "--out", metavar="OUT.h5", help="write the compact copy here instead")
+    gc.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    gc.add_argument("--no-verify", action="store_true",
+                    help="skip comparing every copied chunk with the original")
+    gc.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    gc.set_defaults(func=run_gc)
 
 
 def run_log(args: argparse.Namespace) -> int:
@@ -86,4 +112,28 @@ def run_export(args: argparse.Namespace) -> int:
     with VersionedFile(args.file, "r") as vf:
         vf.export(args.version, args.out)
     print(f"wrote version {args.version} of {args.file} to {args.out}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from h5forge.versions import import_versioned_hdf5
+
+    summary = import_versioned_hdf5(args.source, args.out, overwrite=args.overwrite,
+                                    progress=False if args.no_progress else None)
+    print(f"imported {len(summary.versions)} versions (current: {summary.current_version}) "
+          f"from {args.source} into {args.out}")
+    for note in summary.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    from h5forge.cli._format import human_size
+    from h5forge.versions import compact
+
+    summary = compact(args.file, args.out, overwrite=args.overwrite,
+                      verify=not args.no_verify, progress=False if args.no_progress else None)
+    print(f"{summary.out}: {human_size(summary.bytes_before)} -> "
+          f"{human_size(summary.bytes_after)} ({human_size(max(summary.freed, 0))} freed; "
+          f"{summary.slots_after} of {summary.slots_before} chunk slots in use)")
     return 0

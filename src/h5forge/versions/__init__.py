@@ -35,9 +35,15 @@ version** (the "head"), so h5py alone reads the current data at full speed.
   was interrupted (even by ``kill -9``) restores the state of the last complete commit.
 * Any version reads back through :class:`VersionedFile` (``vf["v1"]["temperature"][...]``), and
   ``export`` (or ``h5forge versions export``) writes it as a plain HDF5 file.
+* :func:`import_versioned_hdf5` (``h5forge versions import``) converts a versioned-hdf5 file
+  with its whole history; :func:`compact` (``h5forge versions gc``) gives back the space of
+  deleted versions (``delete_versions`` only frees pool slots for reuse).
 """
 
+from h5forge.versions.compact import CompactSummary, compact
 from h5forge.versions.file import FIRST_VERSION, TIMESTAMP_FORMAT, VersionedFile
+from h5forge.versions.importer import ImportSummary, import_versioned_hdf5
 from h5forge.versions.staging import StagedDataset, StagedGroup
 
-__all__ = ["VersionedFile", "FIRST_VERSION", "TIMESTAMP_FORMAT", "StagedGroup", "StagedDataset"]
+__all__ = ["VersionedFile", "FIRST_VERSION", "TIMESTAMP_FORMAT", "StagedGroup", "StagedDataset",
+           "import_versioned_hdf5", "ImportSummary", "compact", "CompactSummary"]
