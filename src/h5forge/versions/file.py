@@ -251,12 +251,19 @@ class VersionedFile:
             self._free_unused_chunks()  # chunks the failed commit stored
             self._file.flush()
             return
+        self._abort()
+
+    def _abort(self) -> None:
+        """Undo an operation that failed half way: exactly, through the journal, when the
+        file was opened by path; else only the in-memory state is dropped."""
+        self._state.clear_caches()
+        if self._journal is None:
+            return
         self._file.close()
         self._journal.rollback()
         self._root = self._file = h5py.File(self._journal, "r+")
         self._data = self._file[DATA_GROUP]
         state.rekey(self._state, self._root)
-        self._state.clear_caches()
 
     # -- versions -------------------------------------------------------------------------------
     @property

@@ -53,7 +53,7 @@ class TreeState:
         self.map_cache: dict = {}
         self.pools: dict = {}
         self.stage: Any = None  # the stage in progress, if any
-        self.lock: WriterLock | None = None
+        self.locked = False  # holds a share of its file's writer lock
         self.handles = 0
 
     def clear_caches(self) -> None:
@@ -62,6 +62,8 @@ class TreeState:
 
 
 _states: dict[tuple[Any, str], TreeState] = {}
+#: file number -> [writer lock, number of trees holding it]: trees in one file share it
+_locks: dict[Any, list] = {}
 
 
 def _key(root: h5py.Group) -> tuple[Any, str]:
@@ -78,13 +80,17 @@ def acquire(root: h5py.Group, lock_file: str | None) -> TreeState:
         state = None
     if state is None:
         state = _states[key] = TreeState(key, root.file.id)
-    if lock_file is not None and state.lock is None:
-        try:
-            state.lock = WriterLock(lock_file)
-        except FileLockedError:
-            if not state.handles:
-                del _states[key]
-            raise
+    if lock_file is not None and not state.locked:
+        held = _locks.get(key[0])
+        if held is None:
+            try:
+                held = _locks[key[0]] = [WriterLock(lock_file), 0]
+            except FileLockedError:
+                if not state.handles:
+                    del _states[key]
+                raise
+        held[1] += 1
+        state.locked = True
     state.handles += 1
     return state
 
@@ -97,9 +103,13 @@ def release(state: TreeState) -> None:
 
 
 def _drop(state: TreeState) -> None:
-    if state.lock is not None:
-        state.lock.release()
-        state.lock = None
+    if state.locked:
+        held = _locks[state.key[0]]
+        held[1] -= 1
+        if held[1] <= 0:
+            held[0].release()
+            del _locks[state.key[0]]
+        state.locked = False
     state.clear_caches()
     if _states.get(state.key) is state:
         del _states[state.key]
