@@ -14,4 +14,5 @@ from h5forge.store.codecs import units  # noqa: F401
 from h5forge.store.codecs import neo  # noqa: F401
 from h5forge.store.codecs import pandas  # noqa: F401
 from h5forge.store.codecs import astropy  # noqa: F401
+from h5forge.store.codecs import xarray  # noqa: F401
 # isort: on
