@@ -68,7 +68,7 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     parts = _h5.split_path(path)
     if isinstance(target, h5py.Group):
         base = _h5.ensure_open(target)
-        if not _updated(base, parts, obj, overwrite, allow_pickle, options):
+        if not _updated(base, parts, obj, overwrite, allow_pickle, configuration):
             _dump_into(base, parts, root, overwrite, options)
         return
     if hasattr(target, "__h5forge_import__"):  # e.g. a stage of a VersionedFile
@@ -85,7 +85,7 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
         _write_new_file(filename, parts, root, options)
         return
     with _h5.open_group(filename, "r+") as f:
-        if _updated(f, parts, obj, overwrite, allow_pickle, options):
+        if _updated(f, parts, obj, overwrite, allow_pickle, configuration):
             return
         if parts or not _occupied(f):
             _dump_into(f, parts, root, overwrite, options)
@@ -97,13 +97,13 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
 
 
 def _updated(base: h5py.Group, parts: list[str], obj: Any, overwrite: bool, allow_pickle: bool,
-             options: DatasetOptions | None) -> bool:
+             configuration: Any) -> bool:
     """Whether ``path`` lies inside a stored container, which was then updated in place (the
     container's metadata kept consistent: see :mod:`h5forge.store.update`)."""
     if not parts:
         return False
     upd = update.plan_set(base, parts, obj, overwrite=overwrite, allow_pickle=allow_pickle,
-                          options=options)
+                          configuration=configuration)
     if upd is None:
         return False
     upd.apply()

@@ -76,10 +76,24 @@ class Update:
 class _Ctx:
     """Settings of one update: the base group, encoder options and dataset options."""
 
-    def __init__(self, base: h5py.Group, allow_pickle: bool, options: DatasetOptions | None,
+    def __init__(self, base: h5py.Group, allow_pickle: bool, configuration: Any,
                  location: str):
-        self.base, self.allow_pickle, self.options, self.location = (base, allow_pickle, options,
-                                                                     location)
+        self.base, self.allow_pickle, self.location = base, allow_pickle, location
+        self.configuration = configuration
+
+    def options(self, node: Node, rel: str) -> DatasetOptions | None:
+        """Dataset options for ``node`` written whole at ``rel`` (``configuration=`` of dump
+        names its datasets by their place under the dump target)."""
+        if self.configuration is None or node.kind == "inline":
+            return None
+        from h5forge.store.configure import dataset_options
+
+        return dataset_options(self.configuration, node, rel)
+
+    def no_configuration(self, where: str, why: str) -> None:
+        if self.configuration is not None:
+            raise UpdateError(f"{where}: configuration= applies to datasets written whole, and "
+                              f"{why}; dump without it")
 
     def where(self, rel: str) -> str:
         return _h5.describe(self.base, rel)
@@ -305,16 +319,15 @@ def _index(ctx: _Ctx, rel: str, name: str) -> int:
 
 
 # -- planning -----------------------------------------------------------------------------------
-def _ctx(base, allow_pickle, options, parts) -> _Ctx:
-    return _Ctx(base, allow_pickle, options, "/".join(parts))
+def _ctx(base, allow_pickle, configuration, parts) -> _Ctx:
+    return _Ctx(base, allow_pickle, configuration, "/".join(parts))
 
 
 def plan_set(base: h5py.Group, parts: list[str], value: Any, *, overwrite: bool,
-             allow_pickle: bool = False, options: DatasetOptions | None = None,
-             ) -> Update | None:
+             allow_pickle: bool = False, configuration: Any = None) -> Update | None:
     """Plan ``dump(value, base, path)`` where the path lies inside a stored container; None
     when it does not (a plain group, or a new path: ``dump`` writes it as before)."""
-    ctx = _ctx(base, allow_pickle, options, parts)
+    ctx = _ctx(base, allow_pickle, configuration, parts)
     t = _resolve(ctx, parts)
     c = t.container
     if c.kind == "plain" and not (t.rest and _has_link(c.group, t.name)
@@ -323,10 +336,10 @@ def plan_set(base: h5py.Group, parts: list[str], value: Any, *, overwrite: bool,
     return _plan_at(ctx, t, "set", value, overwrite)
 
 
-def plan_append(base: h5py.Group, parts: list[str], value: Any, *, allow_pickle: bool = False,
-                options: DatasetOptions | None = None) -> Update:
+def plan_append(base: h5py.Group, parts: list[str], value: Any, *,
+                allow_pickle: bool = False) -> Update:
     """Plan ``append(value, base, path)``: ``path`` names a stored list, tuple or deque."""
-    ctx = _ctx(base, allow_pickle, options, parts)
+    ctx = _ctx(base, allow_pickle, None, parts)
     if not parts:  # the base itself is the sequence (or a box holding a packed one)
         kind = _kind(base)
         if kind == "box":
@@ -398,7 +411,8 @@ def _plan_member(ctx: _Ctx, c: _Container, name: str, op: str, value: Any,
         if not overwrite:
             raise NodeExistsError(f"{where} already exists; pass overwrite=True to replace it")
         node = ctx.encode(value, where, inline=False)
-        upd.steps.append(lambda: _put(ctx, c, name, node, ctx.options))
+        options = ctx.options(node, rel)
+        upd.steps.append(lambda: _put(ctx, c, name, node, options))
         return upd
     if c.kind == "sequence":
         return _plan_sequence_member(ctx, c, name, op, value, overwrite)
@@ -416,7 +430,8 @@ def _plan_member(ctx: _Ctx, c: _Container, name: str, op: str, value: Any,
     if c.kind == "mapping":
         _check_name(ctx, c, name)
     node = ctx.encode(value, where, inline=c.inline_ok and name not in RESERVED_ATTRIBUTES)
-    upd.steps.append(lambda: _put(ctx, c, name, node, ctx.options))
+    options = ctx.options(node, rel)
+    upd.steps.append(lambda: _put(ctx, c, name, node, options))
     if c.kind == "mapping":
         keys = _mapping_keys(c)
         if name not in keys:
@@ -460,7 +475,8 @@ def _plan_sequence_member(ctx: _Ctx, c: _Container, name: str, op: str, value: A
         raise NodeExistsError(f"{where} already exists; pass overwrite=True to replace it")
     node = ctx.encode(value, where, inline=c.inline_ok)
     old = items[i]
-    upd.steps.append(lambda: _put(ctx, c, str(i), node, ctx.options))
+    options = ctx.options(node, rel)
+    upd.steps.append(lambda: _put(ctx, c, str(i), node, options))
     if old != str(i):  # a member misnamed outside h5forge: the new one takes its place
         upd.steps.append(lambda: _remove(c, old))
     return upd
@@ -487,8 +503,9 @@ def _append_group_sequence(ctx: _Ctx, c: _Container, value: Any) -> Update:
     if maxlen is not None and n >= maxlen:
         raise UpdateError(f"{where}: the deque is full (maxlen={maxlen}); delete an item first")
     node = ctx.encode(value, where, inline=c.inline_ok)
+    options = ctx.options(node, c.child_rel(name))
     upd = Update(where, file=ctx.base.file)
-    upd.steps.append(lambda: _put(ctx, c, name, node, ctx.options))
+    upd.steps.append(lambda: _put(ctx, c, name, node, options))
     return upd
 
 
@@ -546,6 +563,8 @@ def _rewrite(ctx: _Ctx, c: _Container, name: str, new: Any, old) -> Update:
     """Member ``name`` rewritten whole with value ``new`` (written aside, then swapped)."""
     rel = c.child_rel(name)
     where = ctx.where(rel)
+    ctx.no_configuration(ctx.where(ctx.location), f"this update rewrites {rel} (a packed or "
+                                                  f"inline list)")
     if old is not None and h5py.h5o.get_info(old.id).rc > 1:
         raise UpdateError(f"{where}: this packed list is shared with another place in the file "
                           f"(a hard link), which a rewrite would separate; load the tree, change "
@@ -599,6 +618,7 @@ def _plan_packed(ctx: _Ctx, c: _Container, name: str, ds: h5py.Dataset, i: int, 
             raise UpdateError(f"{where}: the deque is full (maxlen={maxlen}); delete an item "
                               f"first")
     row = _row(ds, value)
+    ctx.no_configuration(where, f"the value becomes a row of the packed list {rel}")
     upd = Update(where, file=ctx.base.file)
     if row is not None and i < n:
         upd.steps.append(lambda: ds.__setitem__(i, row))
@@ -656,6 +676,8 @@ def _plan_items(ctx: _Ctx, t: _Target, op: str, value: Any, overwrite: bool) -> 
         return _plan_at(ctx, _resolve(ctx, inner), op, value, overwrite)
     if op != "set":
         raise NodeNotFoundError(f"{where}: no such key")
+    ctx.no_configuration(where, "the value is added to the values list of a dict stored with "
+                                "its keys as a list")
     new_value = _nest(t.rest, value) if t.rest else value
     upd = Update(where, file=ctx.base.file)
     upd.steps += _plan_append_member(ctx, values_c, "keys", key).steps
