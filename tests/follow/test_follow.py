@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,90 +22,12 @@ from h5forge.follow import Follower, FrameReader, LiveWriter, frames
 
 from .writer_proc import FRAME_SHAPE, frame
 
-WRITER = Path(__file__).resolve().with_name("writer_proc.py")
-
 KEYS = "/entry/keys"
 DATA = "/entry/data"
 FINISHED = "/entry/finished"
 POLL = 0.05
 # Scheduling slack for a loaded 2-core machine (xdist): bounds stay far below the timeouts.
 SLACK = 0.35
-
-
-# -- the writer process -----------------------------------------------------------------------
-class Writer:
-    """A writer subprocess; its stdout events (``writer_proc`` docstring) are collected by a
-    thread so the test can wait for one without blocking forever."""
-
-    def __init__(self, mode: str, path: Path, *args: object):
-        self.proc = subprocess.Popen(
-            [sys.executable, str(WRITER), mode, str(path), *map(str, args)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.events: list[tuple[str, list[str], float]] = []
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            word, *rest = line.split()
-            event = (word, rest[:-1], float(rest[-1]))
-            self.events.append(event)
-            self._queue.put(event)
-        self._queue.put(None)
-
-    def wait_for(self, word: str, timeout: float = 15) -> float:
-        """Wait for the writer's next ``word`` event; return its time."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                event = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                raise AssertionError(f"writer: no {word!r} within {timeout} s") from None
-            if event is None:
-                raise AssertionError(f"writer ended before {word!r}: {self.stderr()}")
-            if event[0] == word:
-                return event[2]
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def join(self, timeout: float = 15) -> int:
-        code = self.proc.wait(timeout)
-        self._thread.join(timeout)
-        return code
-
-    def stderr(self) -> str:
-        if self.alive():
-            return "(still running)"
-        return self.proc.stderr.read()
-
-    def times(self, word: str) -> dict[int, float]:
-        """``{index: time}`` of the writer's ``word`` events (frame, filled)."""
-        return {int(args[0]): t for w, args, t in self.events if w == word}
-
-    def kill(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-
-@pytest.fixture
-def spawn():
-    """``spawn(mode, path, *args)`` starts a writer; every writer is killed at teardown."""
-    writers: list[Writer] = []
-
-    def start(mode: str, path: Path, *args: object) -> Writer:
-        writer = Writer(mode, path, *args)
-        writers.append(writer)
-        return writer
-
-    yield start
-    for writer in writers:
-        writer.kill()
-        writer._thread.join(10)
-        writer.proc.stdout.close()
-        writer.proc.stderr.close()
 
 
 def follow_checked(follower: Follower, data: h5py.Dataset, scan_rank: int = 1,

@@ -1,7 +1,12 @@
 """Writer processes for the ``h5forge.follow`` tests: run as a script in a subprocess.
 
-    python writer_proc.py live PATH --count N --interval S [options]
-    python writer_proc.py raw  PATH --count N --interval S [options]
+    python writer_proc.py live   PATH --count N --interval S [options]
+    python writer_proc.py raw    PATH --count N --interval S [options]
+    python writer_proc.py static PATH --count N [--scan R,C] [--libver latest]
+
+``static`` writes a complete file (keys set, finished = 1) without SWMR, in HDF5's default
+(earliest) format unless ``--libver latest``, with chunked keys and frames (a v1 B-tree chunk
+index), then exits.
 
 ``live`` writes with :class:`h5forge.follow.LiveWriter`; ``raw`` writes with plain h5py (it
 does not import h5forge) to show the follower works with writers that know nothing of it.
@@ -75,11 +80,28 @@ def run_live(args: argparse.Namespace) -> None:
     say("closed")
 
 
+def run_static(args: argparse.Namespace) -> None:
+    scan = _shape(args.scan) or (args.count,)
+    with h5py.File(args.path, "w", libver=args.libver) as f:
+        block = np.stack([frame(i) for i in range(args.count)])
+        f.create_dataset("entry/data", data=block.reshape(scan + FRAME_SHAPE),
+                         chunks=(1,) * len(scan) + FRAME_SHAPE)
+        keys = np.full(scan + ((1, 1) if len(scan) > 1 else ()), 7, "i4")
+        f.create_dataset("entry/keys/k1", data=keys, chunks=True)
+        f.create_dataset("entry/finished", data=np.array([1], "i1"), chunks=(1,))
+    say("closed")
+
+
 def run_raw(args: argparse.Namespace) -> None:
     scan = _shape(args.scan)
     key_names = args.keys.split(",")
     f = h5py.File(args.path, "w", libver="latest")
-    if scan is None:
+    if args.grow:  # a grid started (1, 1), maxshape the scan: resized as the scan goes
+        data = f.create_dataset("entry/data", shape=(1, 1) + FRAME_SHAPE, dtype=DTYPE,
+                                maxshape=scan + FRAME_SHAPE, chunks=(1, 1) + FRAME_SHAPE)
+        keys = [f.create_dataset(f"entry/keys/{k}", shape=(1, 1), maxshape=scan, dtype="i4",
+                                 chunks=(1, scan[1])) for k in key_names]
+    elif scan is None:
         data = f.create_dataset("entry/data", shape=(0,) + FRAME_SHAPE, dtype=DTYPE,
                                 maxshape=(None,) + FRAME_SHAPE, chunks=(1,) + FRAME_SHAPE)
         keys = [f.create_dataset(f"entry/keys/{k}", shape=(0,), maxshape=(None,), dtype="i4",
@@ -105,7 +127,15 @@ def run_raw(args: argparse.Namespace) -> None:
     time.sleep(args.first_delay)
     for i in range(args.count):
         time.sleep(args.interval)
-        if scan is None:
+        if args.grow:
+            row, col = (int(p) for p in np.unravel_index(i, scan))
+            extent = (row + 1, scan[1]) if args.grow == "row" else (
+                row + 1, scan[1] if row else col + 1)
+            for ds in (data, *keys):
+                if ds.shape[:2] != extent:
+                    ds.resize(extent + ds.shape[2:])
+            data[row, col] = frame(i)
+        elif scan is None:
             data.resize(i + 1, axis=0)
             data[i] = frame(i)
         else:
@@ -138,7 +168,7 @@ def run_raw(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["live", "raw"])
+    parser.add_argument("mode", choices=["live", "raw", "static"])
     parser.add_argument("path")
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between frames")
@@ -161,8 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stall", type=float, default=0.0,
                         help="after the frames, sleep this long before finishing")
     parser.add_argument("--no-finish", action="store_true", help="never set the finished flag")
+    parser.add_argument("--grow", choices=["row", "point"],
+                        help="raw --scan R,C: keys and frames created (1, 1) with maxshape the "
+                             "scan, grown a row at a time or point by point")
+    parser.add_argument("--libver", default=None, help="static: h5py libver (default earliest)")
     args = parser.parse_args(argv)
-    (run_live if args.mode == "live" else run_raw)(args)
+    {"live": run_live, "raw": run_raw, "static": run_static}[args.mode](args)
 
 
 if __name__ == "__main__":
