@@ -334,7 +334,6 @@ def test_unknown_stage_key(tmp_path):
         ("{classname: S, params: {classname: x}}", ["params: 'classname' clashes"]),
         ("{classname: S, params: {data_manager: x}}", ["params: 'data_manager' clashes"]),
         ("{classname: S, params: {requires: x}}", ["params: 'requires' clashes"]),
-        ("{classname: S, params: {path: x}}", ["params: 'path' clashes"]),
         ("{classname: S, params: {resources: x}}", ["params: 'resources' clashes"]),
         ("{classname: S, requires: hits}", ["stages[0] 's': 'requires' must be a list"]),
         ("{classname: S, requires: [3]}",

@@ -8,7 +8,7 @@ import pytest
 
 from h5forge.errors import FlowConfigError
 from h5forge.flow.data import DataManager
-from h5forge.flow.objects import AUTO_ROWS, LoopGenerator, Stage
+from h5forge.flow.objects import AUTO_ROWS, LoopGenerator, Resource, Stage
 
 
 @pytest.fixture
@@ -63,5 +63,16 @@ def test_stage_params_pass_through_super_init():
 
     stage = Scale(name="scale", classname="Scale", requires=["hits"], factor=3)
     assert (stage.name, stage.factor, stage.requires) == ("scale", 3, ["hits"])
-    with pytest.raises(NotImplementedError, match="defines no run"):
-        Stage(name="bare").run("events", slice(0, 1), {})
+    # h5flow's stages call super().run/init/finish: the base methods do nothing
+    bare = Stage(name="bare")
+    cache = {"events": np.arange(3)}
+    assert bare.init("events") is None and bare.finish("events") is None
+    assert bare.run("events", slice(0, 3), cache) is None and list(cache) == ["events"]
+
+
+def test_resource_gets_the_runs_input_and_row_range():
+    resource = Resource(name="geo", classname="Geo", input_filename="in.h5", start_position=2,
+                        end_position=9)
+    assert (resource.input_filename, resource.start_position, resource.end_position) == (
+        "in.h5", 2, 9)
+    assert Resource(name="bare").input_filename is None

@@ -6,7 +6,9 @@
 - ``data``: the DataManager (tables, references, regions; collective on MPI ranks);
 - ``refs``: ``dereference`` / ``dereference_chain``;
 - ``manager``: ``run`` (serial, or on MPI ranks); ``mpi``: which ranks and why;
-- ``live``: ``source: follow``, a flow over a file still being written.
+- ``live``: ``source: follow``, a flow over a file still being written;
+- ``compat``: h5flow's names (``H5FlowStage``, ``resources``, ``H5FlowDataManager``, ...) for
+  modules written for h5flow.
 """
 
 from h5forge.flow.config import FlowConfig, load_config, load_configs

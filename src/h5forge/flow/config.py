@@ -1,8 +1,10 @@
 """Read and check a flow pipeline configuration (YAML), before any data is touched.
 
-The vocabulary is h5flow's, so its configuration files read here unchanged (except for the
-``path`` key, which h5flow does not have: it finds classes by executing every module in the working
-directory, which h5forge never does)::
+The vocabulary is h5flow's, so its configuration files read here unchanged, except that a class
+the config names needs a ``path`` (h5flow's ``path`` is a dotted module; here it may also be a
+``.py`` file). Without ``path`` h5flow finds a class by executing every module in the working
+directory until one defines it, which h5forge never does; h5flow's own ``H5FlowTestStage`` and
+``H5FlowDatasetLoopGenerator`` are built in (:mod:`h5forge.flow.compat`)::
 
     flow:
       source: events_gen           # a generator defined below, or a dataset path to loop over
@@ -83,18 +85,22 @@ __all__ = [
 #: Class name of the built-in generator used when ``flow.source`` is a dataset path.
 DEFAULT_GENERATOR = "LoopGenerator"
 
-#: Names ``params`` of a generator may not use: what the framework passes, and config keys.
+#: Names ``params`` of a generator may not use: the keyword arguments the framework passes
+#: itself (h5flow's, plus ``name`` and ``resources``). Anything else, ``path`` included (the
+#: framework never passes it; h5flow's example resource takes ``params: {path: meta}``), is
+#: the class's own.
 GENERATOR_FIXED = frozenset(
-    {"classname", "name", "path", "dset_name", "data_manager", "resources", "input_filename",
+    {"classname", "name", "dset_name", "data_manager", "resources", "input_filename",
      "start_position", "end_position"}
 )
 #: Names ``params`` of a stage may not use.
 STAGE_FIXED = frozenset(
-    {"classname", "name", "path", "data_manager", "resources", "requires"}
+    {"classname", "name", "data_manager", "resources", "requires"}
 )
-#: Names ``params`` of a resource may not use.
+#: Names ``params`` of a resource may not use (resources get the run's input file and row
+#: range, as in h5flow).
 RESOURCE_FIXED = frozenset(
-    {"classname", "name", "path", "data_manager", "resources", "input_filename",
+    {"classname", "name", "data_manager", "resources", "input_filename",
      "start_position", "end_position"}
 )
 
@@ -117,6 +123,20 @@ class Require:
     name: str
     path: tuple[str, ...]
     index_only: bool = False
+
+    def __getitem__(self, key: str) -> Any:
+        """h5flow's access: ``r['name']``, ``r['path']`` (a list), ``r['index_only']``."""
+        if key not in _REQUIRE_KEYS:
+            raise KeyError(f"a require has {', '.join(_REQUIRE_KEYS)}, not {key!r}")
+        value = getattr(self, key)
+        return list(value) if key == "path" else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``r.get('name')`` as on h5flow's dict."""
+        return self[key] if key in _REQUIRE_KEYS else default
+
+    def keys(self) -> tuple[str, ...]:
+        return _REQUIRE_KEYS
 
 
 @dataclass

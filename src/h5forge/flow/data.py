@@ -542,7 +542,13 @@ class DataManager:
             sel = slice(*sel.indices(self.rows(names[0])))
         if len(names) == 1:
             dset = self.get_dset(names[0])
-            return dset if sel is None else dset[sel]  # h5flow: the dataset itself
+            if sel is None:
+                return dset  # h5flow: the dataset itself
+            if isinstance(sel, slice):
+                return dset[sel]
+            rows = np.asarray(sel, dtype=np.int64).reshape(-1)
+            uniq, inverse = np.unique(rows, return_inverse=True)  # h5py wants them sorted
+            return dset[uniq][inverse.reshape(-1)] if uniq.size else dset[0:0]
         refs, regions, directions = [], [], []
         for a, b in zip(names[:-1], names[1:]):
             ref, direction = self.get_ref(a, b)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import h5py
 import numpy as np
 
 from h5forge.errors import FlowConfigError, FlowError
+from h5forge.flow import compat
 from h5forge.flow.config import FlowConfig, Require, load_configs
 from h5forge.flow.data import DataManager
 from h5forge.flow.live import FollowGenerator
@@ -34,11 +36,17 @@ from h5forge.flow.objects import Generator, LoopGenerator, Resource, Stage
 from h5forge.flow.refs import dereference_chain
 from h5forge.io.progress import progress_bar
 
-__all__ = ["run", "RunSummary", "BUILTINS"]
+__all__ = ["run", "RunSummary", "BUILTINS", "drop_tables"]
 
-#: Classes a config may name without a path.
+#: Classes a config may name without a path (h5flow's two built-in modules among them).
 BUILTINS: dict[str, type] = {"LoopGenerator": LoopGenerator,
-                             "FollowGenerator": FollowGenerator}
+                             "FollowGenerator": FollowGenerator,
+                             "H5FlowDatasetLoopGenerator": compat.H5FlowDatasetLoopGenerator,
+                             "H5FlowTestStage": compat.H5FlowTestStage}
+
+#: h5flow's base class for each of h5forge's: a class derived from h5flow's own (h5flow
+#: installed, the module unchanged) is run too, called with h5flow's keyword arguments.
+_H5FLOW_BASES = {Generator: "H5FlowGenerator", Stage: "H5FlowStage", Resource: "H5FlowResource"}
 
 
 @dataclass
@@ -104,7 +112,7 @@ def run(configs: str | os.PathLike | Iterable[str | os.PathLike], output: str | 
                          None if input is None else os.fspath(input))
             finally:
                 dm.close()
-        _drop(out, dropped)  # tables of the output from before this run
+        drop_tables(out, dropped)  # tables of the output from before this run
     summary.seconds = time.perf_counter() - began
     return summary
 
@@ -121,13 +129,39 @@ def _open(path: str, mode: str, ranks: Ranks) -> h5py.File:
 
 def _classes(cfg: FlowConfig) -> dict[str, Any]:
     return {
-        "generator": load_spec_class(cfg.generator, BUILTINS, base=Generator),
-        "stages": [load_spec_class(spec, BUILTINS, base=Stage) for spec in cfg.stages],
-        "resources": [load_spec_class(spec, BUILTINS, base=Resource) for spec in cfg.resources],
+        "generator": _checked(cfg.generator, Generator),
+        "stages": [_checked(spec, Stage) for spec in cfg.stages],
+        "resources": [_checked(spec, Resource) for spec in cfg.resources],
     }
 
 
-def _build(cls: type, spec: Any, **fixed: Any) -> Any:
+def is_h5flow_class(cls: type, base: type) -> bool:
+    """Whether ``cls`` derives from h5flow's own counterpart of ``base`` (e.g. h5flow's
+    ``H5FlowStage`` for :class:`Stage`): told by the class hierarchy, without importing
+    h5flow."""
+    wanted = _H5FLOW_BASES[base]
+    return any(k.__name__ == wanted and k.__module__.split(".")[0] == "h5flow"
+               for k in cls.__mro__)
+
+
+def _checked(spec: Any, base: type) -> type:
+    cls = load_spec_class(spec, BUILTINS)
+    if not (issubclass(cls, base) or is_h5flow_class(cls, base)):
+        raise FlowConfigError(
+            f"{spec.where}: {spec.kind} class {spec.classname!r} ({cls.__module__}."
+            f"{cls.__qualname__}) derives neither from {base.__module__}.{base.__qualname__} "
+            f"nor from h5flow's {_H5FLOW_BASES[base]}")
+    return cls
+
+
+def _build(cls: type, spec: Any, base: type, **fixed: Any) -> Any:
+    """An instance of ``cls`` with the config's params and what the framework passes: for a
+    class derived from h5flow's base, exactly h5flow's keyword arguments (no ``name`` for
+    generators and resources, no ``resources``: h5flow's are the global dict)."""
+    if is_h5flow_class(cls, base):
+        fixed.pop("resources", None)
+        if base is not Stage:
+            fixed.pop("name", None)
     try:
         return cls(**fixed, **spec.params)
     except TypeError as exc:
@@ -135,22 +169,39 @@ def _build(cls: type, spec: Any, **fixed: Any) -> Any:
                               f"{sorted(spec.params)}: {exc}") from exc
 
 
+def _global_resources() -> list[dict]:
+    """The global resource dicts modules read (``from ... import resources``): this package's
+    compat one, and h5flow's when a module has imported it."""
+    found = [compat.resources]
+    core = sys.modules.get("h5flow.core")
+    theirs = getattr(core, "resources", None) if core is not None else None
+    if isinstance(theirs, dict):
+        found.append(theirs)
+    return found
+
+
 def _run_one(cfg: FlowConfig, classes: dict[str, Any], dm: DataManager, start: int | None,
              end: int | None, summary: RunSummary, progress: bool | None,
              input_path: str | None) -> None:
     resources: dict[str, Resource] = {}
+    shared = _global_resources()
+    for each in shared:  # h5flow's global: this config's resources only
+        each.clear()
     for spec, cls in zip(cfg.resources, classes["resources"]):
-        resources[spec.classname] = _build(cls, spec, name=spec.classname,
+        resources[spec.classname] = _build(cls, spec, Resource, name=spec.classname,
                                            classname=spec.classname, data_manager=dm,
-                                           resources=resources)
+                                           resources=resources, input_filename=input_path,
+                                           start_position=start, end_position=end)
+        for each in shared:
+            each[spec.classname] = resources[spec.classname]
     gen_spec = cfg.generator
     source = gen_spec.dset_name or gen_spec.name
-    generator = _build(classes["generator"], gen_spec, name=gen_spec.name,
+    generator = _build(classes["generator"], gen_spec, Generator, name=gen_spec.name,
                        classname=gen_spec.classname, data_manager=dm, resources=resources,
                        dset_name=source, input_filename=input_path,
                        start_position=start, end_position=end)
-    stages = [_build(cls, spec, name=spec.name, classname=spec.classname, data_manager=dm,
-                     resources=resources, requires=spec.requires)
+    stages = [_build(cls, spec, Stage, name=spec.name, classname=spec.classname,
+                     data_manager=dm, resources=resources, requires=spec.requires)
               for spec, cls in zip(cfg.stages, classes["stages"])]
     for resource in resources.values():
         _call(resource, "init", source)
@@ -234,13 +285,16 @@ def _named(obj: Any, method: str, exc: Exception, chunk: Any) -> Exception:
     (flow errors already say where they come from: kept as they are)."""
     if isinstance(exc, (FlowError, FlowConfigError)):
         return exc
-    kind = ("stage" if isinstance(obj, Stage) else "generator"
-            if isinstance(obj, Generator) else "resource")
+    cls = type(obj)
+    kind = next((k for base, k in ((Stage, "stage"), (Generator, "generator"))
+                 if isinstance(obj, base) or is_h5flow_class(cls, base)), "resource")
     where = (f" on rows {chunk.start}:{chunk.stop}"
              if isinstance(chunk, slice) and not _done(chunk) else "")
-    rank = f" (rank {obj.rank} of {obj.size})" if obj.size > 1 else ""
-    named = FlowError(f"{kind} {obj.name!r} ({obj.classname}) failed in {method}(){where}"
-                      f"{rank}: {type(exc).__name__}: {exc}")
+    size = getattr(obj, "size", 1)
+    rank = f" (rank {getattr(obj, 'rank', 0)} of {size})" if size > 1 else ""
+    name = getattr(obj, "name", None) or getattr(obj, "dset_name", None) or cls.__name__
+    named = FlowError(f"{kind} {name!r} ({getattr(obj, 'classname', cls.__name__)}) failed "
+                      f"in {method}(){where}{rank}: {type(exc).__name__}: {exc}")
     named.__cause__ = exc
     return named
 
@@ -256,16 +310,26 @@ def _load_require(dm: DataManager, source: str, chunk: slice, require: Require,
     if not path:
         raise FlowError(f"{where}: a require must name a table other than the source")
     chain = [source, *path]
-    if len(path) == 1 and not dm.ref_exists(source, path[0]):
-        if not dm.dset_exists(path[0]):
-            raise FlowError(f"{where}: no table {path[0]!r} in the output or input")
-        rows = dm.rows(path[0])  # aligned row by row with the source
+
+    def aligned(table: str) -> None:
+        if not dm.dset_exists(table):
+            raise FlowError(f"{where}: no table {table!r} in the output or input")
+        rows = dm.rows(table)  # aligned row by row with the source
         if chunk.stop > rows:
-            raise FlowError(f"{where}: table {path[0]!r} has {rows} rows, fewer than the "
+            raise FlowError(f"{where}: table {table!r} has {rows} rows, fewer than the "
                             f"source rows {chunk.start}:{chunk.stop} it is aligned with")
-        if require.index_only:
-            return np.arange(chunk.start, chunk.stop)
-        return dm.get_dset(path[0])[chunk]
+
+    if not dm.ref_exists(source, path[0]):
+        if len(path) == 1:
+            aligned(path[0])
+            if require.index_only:
+                return np.arange(chunk.start, chunk.stop)
+            return dm.get_dset(path[0])[chunk]
+        if dm.dset_exists(path[0]):
+            # h5flow's rule: a chain whose first table has no references from the source
+            # starts at that table, aligned row by row with the source
+            aligned(path[0])
+            chain = path
     refs, regions, directions = [], [], []
     for a, b in zip(chain[:-1], chain[1:]):
         if not dm.ref_exists(a, b):
@@ -279,7 +343,7 @@ def _load_require(dm: DataManager, source: str, chunk: slice, require: Require,
                              ref_directions=directions, indices_only=require.index_only)
 
 
-def _drop(out: h5py.File, paths: Iterable[str]) -> None:
+def drop_tables(out: h5py.File, paths: Iterable[str]) -> None:
     """Delete exactly these tables (not anything whose name merely contains them) and the
     reference groups other tables keep towards them."""
     for path in paths:

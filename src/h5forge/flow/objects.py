@@ -50,7 +50,17 @@ class FlowObject:
 
 
 class Resource(FlowObject):
-    """Shared state stages can reach (``self.resources[name]``): ``init()`` / ``finish()``."""
+    """Shared state stages can reach (``self.resources[name]``, or h5flow's global
+    ``resources[name]`` from :mod:`h5forge.flow.compat`): ``init(source_name)`` /
+    ``finish(source_name)``. Like h5flow's, it gets the run's ``input_filename``,
+    ``start_position`` and ``end_position``."""
+
+    def __init__(self, input_filename: str | None = None, start_position: int | None = None,
+                 end_position: int | None = None, **params: Any):
+        super().__init__(**params)
+        self.input_filename = input_filename
+        self.start_position = start_position
+        self.end_position = end_position
 
 
 class Stage(FlowObject):
@@ -66,8 +76,8 @@ class Stage(FlowObject):
 
     def run(self, source_name: str, source_slice: slice, cache: dict[str, Any]) -> None:
         """Process rows ``source_slice`` of ``source_name``; ``cache`` holds them and the
-        stage's requires."""
-        raise NotImplementedError(f"stage {self.name!r} ({self.classname}) defines no run()")
+        stage's requires. The base does nothing (as h5flow's: subclasses call
+        ``super().run(...)``)."""
 
     def finish(self, source_name: str) -> None:
         """Called once after the last chunk."""
