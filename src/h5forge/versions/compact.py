@@ -260,8 +260,7 @@ class _Copier:
                 self.dataset(obj, src, dst, name, tree)
 
     def group(self, obj: h5py.Group, dst: h5py.Group, name: str, tree: str | None) -> h5py.Group:
-        gid = h5py.h5g.create(dst.id, name.encode(), lcpl=_LCPL,
-                              gcpl=obj.id.get_create_plist())
+        gid = h5py.h5g.create(dst.id, name.encode(), lcpl=_LCPL, gcpl=_gcpl(obj))
         new = h5py.Group(gid)
         self.memo[_address(obj)] = new
         self.attrs(obj, new)
@@ -302,16 +301,14 @@ class _Copier:
 
     def tree(self, data: h5py.Group, dst: h5py.Group, name: str) -> None:
         """A ``_h5forge_versions`` group: compact pools first, then the renumbered versions."""
-        gid = h5py.h5g.create(dst.id, name.encode(), lcpl=_LCPL,
-                              gcpl=data.id.get_create_plist())
+        gid = h5py.h5g.create(dst.id, name.encode(), lcpl=_LCPL, gcpl=_gcpl(data))
         new = h5py.Group(gid)
         self.memo[_address(data)] = new
         self.attrs(data, new)
         live = self.live[data.name]
         self.remaps[data.name] = {}
         source = data["pools"]  # first: the versions' chunk maps are renumbered as copied
-        pools = h5py.Group(h5py.h5g.create(new.id, b"pools", lcpl=_LCPL,
-                                           gcpl=source.id.get_create_plist()))
+        pools = h5py.Group(h5py.h5g.create(new.id, b"pools", lcpl=_LCPL, gcpl=_gcpl(source)))
         self.memo[_address(source)] = pools
         self.attrs(source, pools)
         for key in source:
@@ -327,8 +324,7 @@ class _Copier:
 
     def pool(self, pool: h5py.Group, dst: h5py.Group, key: str, live: np.ndarray) -> np.ndarray:
         """Copy the live slots of one pool down to 0..n-1; return old slot -> new slot."""
-        group = h5py.Group(h5py.h5g.create(dst.id, key.encode(), lcpl=_LCPL,
-                                           gcpl=pool.id.get_create_plist()))
+        group = h5py.Group(h5py.h5g.create(dst.id, key.encode(), lcpl=_LCPL, gcpl=_gcpl(pool)))
         self.memo[_address(pool)] = group
         self.attrs(pool, group)
         rows = _slot_rows(pool)
@@ -385,6 +381,18 @@ class _Copier:
                 buf = np.empty(aid.shape, dtype=aid.dtype)
                 aid.read(buf)
                 new.write(buf)
+
+
+def _gcpl(group: h5py.Group) -> h5py.h5p.PropGCID:
+    """Fresh group creation properties with ``group``'s link and attribute order tracking
+    and time stamping (a source's own property list cannot be reused in another file)."""
+    old = group.id.get_create_plist()
+    new = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    new.set_link_creation_order(old.get_link_creation_order())
+    new.set_attr_creation_order(old.get_attr_creation_order())
+    new.set_attr_phase_change(*old.get_attr_phase_change())
+    new.set_obj_track_times(old.get_obj_track_times())
+    return new
 
 
 def _has_refs(dtype: np.dtype) -> bool:
