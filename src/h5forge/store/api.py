@@ -207,10 +207,11 @@ def _dump_into(base: h5py.Group, parts: list[str], root: Node, overwrite: bool,
         return
     if not overwrite:
         raise NodeExistsError(f"{where} already exists; pass overwrite=True to replace it")
-    tmp = f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+    tmp, old = (f"{_TMP_PREFIX}{uuid.uuid4().hex}" for _ in range(2))
     _write_or_remove(parent, tmp, root, location, options)
-    del parent[name]
+    parent.move(name, old)  # the old node is freed only once the new one is in place
     parent.move(tmp, name)
+    del parent[old]
 
 
 def _write_or_remove(parent, name, root, location, options):

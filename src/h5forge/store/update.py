@@ -181,8 +181,9 @@ class _Container:
 # -- low-level member writes (the crash-safe order) ---------------------------------------------
 def _put(ctx: _Ctx, c: _Container, name: str, node: Node, options: DatasetOptions | None):
     """Write ``node`` as member ``name`` of ``c`` (replacing what is there): a node is written
-    aside and moved into place once complete; an attribute replaces a child only after it is
-    written (the decoder prefers the attribute, so every moment loads)."""
+    aside and moved into place once complete, and the old one is deleted only after that; an
+    attribute replaces a child only after it is written (the decoder prefers the attribute).
+    A crash at any step leaves the old or the new member, or both under temporary names."""
     group = c.group
     had_link, had_attr = _has_link(group, name), _has_attr(group, name)
     if node.kind == "inline":
@@ -199,11 +200,15 @@ def _put(ctx: _Ctx, c: _Container, name: str, node: Node, options: DatasetOption
         if _has_link(group, tmp):
             del group[tmp]
         raise
-    if had_link:
-        del group[name]
-    if had_attr:
-        group.attrs.__delitem__(name)
+    old = None
+    if had_link:  # moved aside, not deleted, until the new node is in place
+        old = f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        group.move(name, old)
     group.move(tmp, name)
+    if had_attr:  # the attribute hid the new child until now (the decoder prefers it)
+        group.attrs.__delitem__(name)
+    if old is not None:
+        del group[old]
 
 
 def _remove(c: _Container, name: str) -> None:
