@@ -20,6 +20,7 @@ import pytest
 from h5forge.errors import FollowError, H5ForgeError, LiveWriterError
 from h5forge.follow import Follower, FrameReader, LiveWriter, frames
 
+from .conftest import Writer, spawn  # noqa: F401 - tests/flow import the fixture from here
 from .writer_proc import FRAME_SHAPE, frame
 
 KEYS = "/entry/keys"
