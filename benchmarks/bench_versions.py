@@ -2,7 +2,7 @@
 """Benchmark ``h5forge.versions`` (``VersionedFile``) side by side with versioned-hdf5.
 
 The peer is versioned-hdf5 (``VersionedHDF5File`` on an ``h5py.File``, ``stage_version``);
-plain h5py is the reference of the read case.  Four cases, each printed as one table:
+plain h5py is the reference of the read case.  Five cases, each printed as one table:
 
 1. **commits** - a ``(365, 12345)`` float64 dataset (random values, chunks ``(10, 100)``,
    ~36 MB) is created in a first version, then ``--commits`` versions (default 50; ``--quick``
@@ -36,6 +36,16 @@ plain h5py is the reference of the read case.  Four cases, each printed as one t
    (``bench_versions.py --child-history TOOL``), one after the other: alternating in one
    process, versioned-hdf5's growing memory (~290 MB at 1,000 versions) slowed h5forge's late
    commits by ~1.4x, which would be charged to h5forge's drift.
+
+5. **space** - the disk space deleted versions leave: 11 versions of an 8 MB float64 array
+   (1,000,000 random values, all new in every version, default chunks), the first 10 deleted
+   (h5forge: ``delete_versions``; versioned-hdf5: ``versioned_hdf5.delete_versions``), then
+   ``h5forge.io.repack`` of each file and, for h5forge, ``compact`` (``h5forge versions gc``),
+   and ``repack`` after it.  Reported: the file size after each step, the times of delete,
+   repack and gc, and the ratios of the sizes to versioned-hdf5's after delete + repack.
+   Targets: h5forge after gc at most 1.2x versioned-hdf5 after delete + repack, and at most
+   2x the live data + 1 MiB (the live chunks once plus the plain mirror of the current
+   version).  The remaining version is read back and compared after every step.
 
 In cases 1-3 both tools run side by side: in every series they commit alternately (the order
 swapped every commit), both files open at once, so system noise hits both alike; reads rotate
@@ -89,7 +99,7 @@ from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     timed,
 )
 
-CASES = ("commits", "vector", "reads", "history")
+CASES = ("commits", "vector", "reads", "history", "space")
 SLACK = 8192  # the "+ 8 KB" of the growth targets, in bytes
 
 # ----------------------------------------------------------------------------- tools
@@ -683,8 +693,116 @@ def case_history(args, workdir):
     return runs
 
 
+def _space_steps(run, arrays, repack, compact):
+    """Case 5 for one tool: commit, delete, repack (and for h5forge gc); sizes and times into
+    ``run``; the remaining version is checked after every step."""
+    names = [f"v{i}" for i in range(len(arrays))]
+    session = run.tool.session(run.path, "w")
+    try:
+        for name, arr in zip(names, arrays):
+            with session.vf.stage_version(name) as g:
+                if name == names[0]:
+                    g.create_dataset("data", data=arr)
+                else:
+                    g["data"][...] = arr
+    finally:
+        session.close()
+    run.sizes["committed"] = os.path.getsize(run.path)
+    doomed = names[:-1]
+    if run.tool.name == "h5forge":
+        def delete():
+            with h5forge_versions.VersionedFile(run.path, "r+") as vf:
+                vf.delete_versions(doomed)
+    else:
+        def delete():
+            with h5py.File(run.path, "r+") as f:
+                versioned_hdf5.delete_versions(f, doomed)
+    run.values["delete_s"], _ = timed(delete)
+    run.sizes["deleted"] = os.path.getsize(run.path)
+
+    def check(path, label):
+        session = run.tool.session(path, "r")
+        try:
+            if session.versions() != names[-1:]:
+                raise CheckError(f"{label}: versions {session.versions()}")
+            if not np.array_equal(session.read(version=names[-1]), arrays[-1]):
+                raise CheckError(f"{label}: the remaining version reads back wrong")
+        finally:
+            session.close()
+
+    check(run.path, "after delete")
+    repacked = run.path + ".repacked.h5"
+    run.values["repack_s"], _ = timed(repack, run.path, repacked)
+    run.sizes["repacked"] = os.path.getsize(repacked)
+    check(repacked, "after repack")
+    if compact is not None:
+        seconds, summary = timed(compact, run.path)
+        run.values["gc_s"] = seconds
+        run.sizes["gc"] = summary.bytes_after
+        check(run.path, "after gc")
+        run.values["gc_repack_s"], _ = timed(repack, run.path, run.path + ".gc-repacked.h5")
+        run.sizes["gc_repacked"] = os.path.getsize(run.path + ".gc-repacked.h5")
+        check(run.path + ".gc-repacked.h5", "after gc + repack")
+    run.note = "checked after every step"
+
+
+def case_space(args, workdir):
+    """Disk space after deleting versions: 11 versions of an 8 MB float64 array (every version
+    all new values), the first 10 deleted, then ``h5forge repack`` (both files) and, for
+    h5forge, ``h5forge versions gc``."""
+    io = import_from_checkout("h5forge.io")
+    n, count = 1_000_000, 11
+    rng = np.random.default_rng(args.seed + 5)
+    arrays = [rng.random(n) for _ in range(count)]
+    live = arrays[0].nbytes
+    runs = make_runs(workdir, "space", args.tools)
+
+    def repack(src, dst):
+        io.repack(src, dst, progress=False)
+
+    for run in runs:
+        if not run.ok:
+            continue
+        try:
+            gc_fn = (lambda p: h5forge_versions.compact(p, progress=False)) \
+                if run.tool.name == "h5forge" else None
+            _space_steps(run, arrays, repack, gc_fn)
+        except Exception as exc:
+            run.fail(exc, "space")
+    headers = ["tool", "11 versions", "10 deleted", "then repack", "gc", "gc + repack",
+               "delete", "repack", "gc", "check"]
+    rows = []
+    for run in runs:
+        z, v = run.sizes, run.values
+        rows.append(row_or_error(run, [
+            fmt_bytes(z.get("committed")), fmt_bytes(z.get("deleted")),
+            fmt_bytes(z.get("repacked")), fmt_bytes(z.get("gc")), fmt_bytes(z.get("gc_repacked")),
+            fmt_time(v.get("delete_s")), fmt_time(v.get("repack_s")), fmt_time(v.get("gc_s"))],
+            len(headers)))
+    print_table(f"[5] space: {count} versions of a {live / 1e6:.0f} MB float64 array (all values "
+                f"new each time), the first {count - 1} deleted; live data {fmt_bytes(live)}",
+                headers, rows)
+    ours, peer = by_name(runs).get("h5forge"), by_name(runs).get("versioned-hdf5")
+    ours_gc = ours.sizes.get("gc") if ours is not None and ours.ok else None
+    ours_repack = ours.sizes.get("repacked") if ours is not None and ours.ok else None
+    peer_repack = peer.sizes.get("repacked") if peer is not None and peer.ok else None
+    print("ratios (file size / versioned-hdf5's after delete + repack): "
+          f"h5forge delete + repack {fmt_ratio(ratio(ours_repack, peer_repack))}, "
+          f"h5forge gc {fmt_ratio(ratio(ours_gc, peer_repack))}; "
+          f"h5forge gc / live data {fmt_ratio(ratio(ours_gc, live))}")
+    print("targets:")
+    report_target("h5forge after gc <= 1.2x versioned-hdf5 after delete + repack",
+                  f"{fmt_bytes(ours_gc)} vs {fmt_bytes(peer_repack)}",
+                  None if ours_gc is None or peer_repack is None else
+                  ours_gc <= 1.2 * peer_repack)
+    report_target("h5forge after gc <= 2x live data + 1 MiB (the chunks once, plus the plain "
+                  "mirror of the current version)", fmt_bytes(ours_gc),
+                  None if ours_gc is None else ours_gc <= 2 * live + 2**20)
+    return runs
+
+
 CASE_FUNCTIONS = {"commits": case_commits, "vector": case_vector, "reads": case_reads,
-                  "history": case_history}
+                  "history": case_history, "space": case_space}
 
 
 # ----------------------------------------------------------------------------- main
