@@ -15,4 +15,5 @@ from h5forge.store.codecs import neo  # noqa: F401
 from h5forge.store.codecs import pandas  # noqa: F401
 from h5forge.store.codecs import astropy  # noqa: F401
 from h5forge.store.codecs import xarray  # noqa: F401
+from h5forge.store.codecs import scipy  # noqa: F401
 # isort: on

@@ -26,6 +26,7 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
+from h5forge.store.codecs import timezones
 from h5forge.store.codecs.builtins import NAMED_KEYS_MAX, is_member_name, read_str, str_dataset
 from h5forge.store.codecs.numpy import array_node, read_array
 from h5forge.store.decoder import Decoder, Stored, UnknownClassWarning
@@ -153,6 +154,8 @@ def _tz_name(tz: Any, where: str) -> str:
             if not offset:
                 return "UTC"
             return dt.datetime(2000, 1, 1, tzinfo=tz).isoformat()[19:]
+    if timezones.is_dateutil(tz):  # pandas' tz="dateutil/Europe/Berlin"
+        return timezones.dateutil_tz_text(tz, where, offsets=False)[0]
     raise CodecError(
         f"cannot store {where}: time zone {tz!r} ({type(tz).__module__}.{type(tz).__qualname__})"
         f" is not a zoneinfo zone or a fixed offset; convert it with "
@@ -164,6 +167,8 @@ def _tz(text: Any, path: str) -> dt.tzinfo:
         raise CorruptFileError(f"{path}: attribute 'tz' must be a time zone name, found {text!r}")
     if text == "UTC":
         return dt.timezone.utc
+    if text.startswith(timezones.PREFIX):
+        return timezones.dateutil_tz(text, path)
     if text[0] in "+-":
         try:
             return dt.datetime.fromisoformat("2000-01-01T00:00:00" + text).tzinfo

@@ -17,6 +17,7 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError, ResourceLimitError
 from h5forge.store import registry
+from h5forge.store.codecs import timezones
 from h5forge.store.codecs.builtins import read_str, str_dataset
 from h5forge.store.layout import dataset_node, group_node
 
@@ -40,6 +41,9 @@ def _tz_attrs(value: dt.datetime | dt.time, where: str) -> dict:
         return attrs
     if isinstance(tz, zoneinfo.ZoneInfo) and tz.key is not None:
         return {**attrs, "tz": tz.key}
+    if timezones.is_dateutil(tz):
+        text, extra = timezones.dateutil_tz_text(tz, where)
+        return {**attrs, "tz": text, **extra}
     raise CodecError(f"cannot store {where}: time zone {tz!r} ({type(tz).__module__}."
                      f"{type(tz).__qualname__}) is not a fixed offset or a zoneinfo zone; "
                      f"convert it with zoneinfo.ZoneInfo(name)")
@@ -69,7 +73,11 @@ class DateTimeCodec(registry.Codec):
         if cls is dt.date:
             return value
         key = stored.attrs.get("tz")
-        if key is not None:
+        if key is not None and str(key).startswith(timezones.PREFIX):
+            offset = value.utcoffset() if value.tzinfo is not None else None
+            value = value.replace(tzinfo=timezones.dateutil_tz(
+                str(key), stored.path, offset, stored.attrs.get("tz_name")))
+        elif key is not None:
             value = value.replace(tzinfo=zoneinfo.ZoneInfo(str(key)))
         if stored.attrs.get("fold"):
             value = value.replace(fold=1)
