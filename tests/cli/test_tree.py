@@ -288,3 +288,57 @@ def test_short_repr_keeps_short_values_and_cuts_long_ones():
     cut = short_repr("z" * 100, 20)
     assert len(cut) == 20 and cut.endswith("...'")
     assert short_repr(list(range(100)), 20).endswith("...")
+
+
+# -- tree and load agree (issue 14) -------------------------------------------------------------
+def children(lines: list[str], depth: int, start: int = 0) -> list[str]:
+    """Names of the rows at ``depth`` below the row at index ``start`` (until the next row
+    at a smaller depth)."""
+    out = []
+    for ln in lines[start + 1:]:
+        indent = (len(ln) - len(ln.lstrip(" "))) // 2
+        if indent < depth:
+            break
+        if indent == depth:
+            out.append(ln.split()[0])
+    return out
+
+
+def row_index(lines: list[str], name: str, depth: int) -> int:
+    prefix = "  " * depth + name + " "
+    return next(i for i, ln in enumerate(lines) if ln.startswith(prefix))
+
+
+def test_tree_shows_updates_as_load_sees_them(capsys, tmp_path):
+    path = tmp_path / "grow.h5"
+    h5forge.dump({"name": "run", "trials": {"t1": np.arange(5)}, "xs": [1, 2, 3]}, path)
+    h5forge.dump(np.arange(7), path, "trials/t2")
+    h5forge.dump("note", path, "comment")
+    h5forge.append(4, path, "xs")
+    h5forge.delete(path, "trials/t1")
+    lines = tree(capsys, str(path))
+    assert children(lines, 1) == list(h5forge.load(path)) == ["name", "trials", "xs", "comment"]
+    assert children(lines, 2, row_index(lines, "trials", 1)) == ["t2"]
+    assert line(lines, "xs", 1)[:2] == ["xs", "list"]
+    assert line(lines, "xs", 1)[2:] == ["=", "[1,", "2,", "3,", "4]"]
+
+
+def test_tree_names_what_plain_h5py_changed(capsys, tmp_path):
+    path = tmp_path / "changed.h5"
+    h5forge.dump({"trials": {"b": 1, "a": np.arange(3)}, "items": ["x", np.zeros(2), "z"]}, path)
+    with h5py.File(path, "r+") as f:
+        f["trials/extra"] = np.arange(2)
+        del f["trials/a"]
+        del f["items/1"]
+        f.create_group(".h5forge-tmp-0123")
+    lines = tree(capsys, str(path))
+    with pytest.warns(UserWarning):
+        out = h5forge.load(path)
+    assert children(lines, 2, row_index(lines, "trials", 1)) == list(out["trials"])
+    assert children(lines, 2, row_index(lines, "items", 1)) == ["0", "2"]
+    assert out["items"] == ["x", "z"]
+    assert "not listed in 'keys': ['extra']" in lines[row_index(lines, "trials", 1)]
+    assert "listed but missing: ['a']" in lines[row_index(lines, "trials", 1)]
+    assert "not numbered 0..1: ['2']" in lines[row_index(lines, "items", 1)]
+    assert "1 leftover of an interrupted write" in lines[0]
+    assert ".h5forge-tmp-0123" not in "\n".join(lines)
