@@ -285,10 +285,11 @@ class Follower:
             key.dataset = ds
 
     # -- polling ------------------------------------------------------------------------------
-    def poll(self) -> int:
-        """Refresh the keys and return how many frames are ready from the start (reading only
-        past what was already found ready)."""
-        start = self._next
+    def poll(self, start: int | None = None) -> int:
+        """Refresh the keys and return how many frames are ready from the start, reading only
+        the keys from ``start`` on (default: past the frames already yielded; the frames
+        before ``start`` must be known ready)."""
+        start = self._next if start is None else int(start)
         limit = None
         self._refresh_keys()
         for key in self._keys:

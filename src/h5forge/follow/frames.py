@@ -81,15 +81,16 @@ class FrameReader:
         self._shape = tuple(self.dataset.shape)
         self._inner = self._inner_of(self._shape)
 
-    def read_frame(self, index: int, ready: int | None = None
+    def read_frame(self, index: int, ready: int | None = None, refresh: bool = False
                    ) -> tuple[np.ndarray, tuple[Any, ...]]:
         """``(frame, selection)`` for flat index ``index``. ``ready`` (optional): how many
-        frames the keys showed complete, so one refresh serves all of them."""
+        frames the keys showed complete, so one refresh serves all of them. ``refresh``:
+        refresh the dataset first whatever was seen before."""
         if index < 0:
             raise IndexError(f"frame index {index} is negative")
         position = self.position(index)
-        if isinstance(self.dataset, FollowedDataset) and not self.dataset.id.valid:
-            self._seen = -1  # its owner dropped it: open it again (and refresh)
+        if refresh or (isinstance(self.dataset, FollowedDataset) and not self.dataset.id.valid):
+            self._seen = -1  # (a borrowed dataset whose owner dropped it: open it again)
         if index > self._seen or not self._inside(position):
             # The writer flushed this frame before setting its key: after a refresh every
             # frame keyed so far is visible (the extent too, for a growing dataset).
