@@ -227,3 +227,13 @@ def test_other_classes_of_types_stay_refused(tmp_path):
         f.attrs["class"] = "types.MappingProxyType"
     with pytest.warns(h5forge.UnknownClassWarning, match="never uses implicitly"):
         assert isinstance(h5forge.load(path), h5forge.UnknownObject)
+
+
+def test_a_crafted_call_on_a_getnewargs_class_is_refused(tmp_path):
+    """``construct = call`` needs a class whose own ``__reduce__`` names itself."""
+    path = tmp_path / "r.h5"
+    h5forge.dump(Point(1, 2), path)
+    with h5py.File(path, "a") as f:
+        f.attrs["construct"] = "call"
+    with pytest.raises(UnsafeContentError, match="construct='call'"):
+        h5forge.load(path)

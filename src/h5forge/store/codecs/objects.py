@@ -281,11 +281,15 @@ def _construct(stored: Stored, dec, cls: type) -> Any:
     if construct not in ("new", "call"):
         raise CorruptFileError(f"{stored.path}: attribute 'construct' must be 'new' or 'call', "
                                f"found {construct!r}")
-    if not _takes_part_in_reduce(cls):
+    if construct == "call":
+        allowed, needs = _own_reduce(cls), "__reduce__ or __reduce_ex__"
+    else:
+        allowed, needs = _takes_part_in_reduce(cls), "__reduce__, __reduce_ex__ or __getnewargs__"
+    if not allowed:
         raise UnsafeContentError(
-            f"{stored.path}: class {stored.class_name!r} does not define __reduce__, "
-            f"__reduce_ex__ or __getnewargs__, so h5forge never wrote it with constructor "
-            f"arguments; refusing to call it with arguments from the file")
+            f"{stored.path}: class {stored.class_name!r} does not define {needs}, so h5forge "
+            f"never wrote it with construct={construct!r}; refusing to call it with arguments "
+            f"from the file")
     children = stored.children()
     with eager(dec):
         args = dec.child(stored, NEW_ARGUMENTS) if NEW_ARGUMENTS in children else []
