@@ -163,6 +163,13 @@ def test_table_with_indices_or_column_meta_is_refused(tmp_path):
         h5forge.dump(c, tmp_path / "b.h5")
 
 
+def test_quantity_info_that_would_be_lost_is_refused(tmp_path):
+    q = np.arange(3.0) * u.m
+    q.info.description = "heights"
+    with pytest.raises(CodecError, match="description"):
+        h5forge.dump({"q": q}, tmp_path / "a.h5")
+
+
 def test_lazy_load_gives_real_arrays_inside_astropy_objects(tmp_path):
     q = np.ones(300_000) * u.m
     out = roundtrip({"q": q}, tmp_path, lazy=True)

@@ -167,6 +167,8 @@ class QuantityCodec(registry.Codec):
     def encode(self, obj, enc, where):
         tp = type(obj)
         name = stored_name(tp)
+        if "info" in vars(obj):  # a name alone belongs to a table; the rest would be lost
+            _check_mixin(obj, where)
         state = {k: v for k, v in vars(obj).items() if k not in ("_unit", "info")}
         attrs: dict[str, Any] = {}
         for key, attr in _ANGLE_STATE.items():

@@ -207,7 +207,11 @@ def restore_instance_dict(stored: Stored, dec: Decoder, obj: Any) -> None:
     """Set the attributes a user subclass of a builtin container kept beside its items."""
     if stored.is_group and "keys" not in stored.attrs and INSTANCE_ATTRIBUTES in stored.children():
         dec.register(stored, obj)
-        obj.__dict__.update(dec.child(stored, INSTANCE_ATTRIBUTES))
+        saved, dec.lazy = dec.lazy, False  # an object's attributes are real arrays, never lazy
+        try:
+            obj.__dict__.update(dec.child(stored, INSTANCE_ATTRIBUTES))
+        finally:
+            dec.lazy = saved
 
 
 # -- mappings -----------------------------------------------------------------------------------
