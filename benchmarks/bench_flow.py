@@ -174,13 +174,16 @@ def write_config(workdir, tool, flow, chunk_size):
     if not os.path.exists(stages_file):
         with open(stages_file, "w") as f:
             f.write(STAGES.format(import_line=IMPORT_LINES[tool]))
+    # h5flow's 'path' is a dotted module (h5flow_run puts workdir on sys.path); h5forge's
+    # may be the .py file
+    where = f"stages_{tool}" if tool == "h5flow" else stages_file
     if flow == "noop":
         names = ["noop"]
-        defs = [f"noop: {{classname: Noop, path: {stages_file}}}"]
+        defs = [f"noop: {{classname: Noop, path: {where}}}"]
     else:
         k = int(flow.split()[1])
         names = [f"w{i}" for i in range(1, k + 1)]
-        defs = [f"w{i}: {{classname: RefWriter, path: {stages_file}, "
+        defs = [f"w{i}: {{classname: RefWriter, path: {where}, "
                 f"params: {{child: child{i}, per_row: {PER_ROW}}}}}" for i in range(1, k + 1)]
     text = "\n".join([f"flow: {{source: gen, stages: [{', '.join(names)}]}}",
                       "gen: " + GENERATORS[tool] % chunk_size, *defs]) + "\n"
@@ -235,6 +238,8 @@ def h5forge_run(cfg, out):
 
 def h5flow_run(cfg, out):
     import h5flow
+    if os.path.dirname(cfg) not in sys.path:  # where the dotted stages module lives
+        sys.path.insert(0, os.path.dirname(cfg))
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         h5flow.run([cfg], out, input_filename=out)  # it prints banners and a tqdm bar
 
