@@ -73,7 +73,9 @@ class VersionedHDF5File:
         return self._vf.closed
 
     def close(self) -> None:
+        """End this object (the h5py file stays open); ``f`` is gone, as in versioned-hdf5."""
         self._vf.close()
+        self.__dict__.pop("f", None)
 
     def __repr__(self) -> str:
         if self.closed:

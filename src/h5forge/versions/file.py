@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import weakref
 from typing import Any, Iterator
 
 import h5py
@@ -34,7 +35,8 @@ from h5forge.versions.pool import ChunkPool, pool_key
 from h5forge.versions.staging import StagedDataset, StagedGroup, _user_attrs
 from h5forge.versions.views import ReadOnlyAttrs, VersionGroup
 
-__all__ = ["VersionedFile", "FIRST_VERSION", "DATA_GROUP", "TIMESTAMP_FORMAT"]
+__all__ = ["VersionedFile", "FIRST_VERSION", "DATA_GROUP", "TIMESTAMP_FORMAT",
+           "TimestampTypeError"]
 
 FIRST_VERSION = "__first_version__"
 DATA_GROUP = "_h5forge_versions"
@@ -44,12 +46,17 @@ FORMAT = "1"
 _WHOLE_WRITE_BYTES = 256 * 2**20
 
 
+class TimestampTypeError(VersionError, TypeError):
+    """A timestamp that is neither a datetime nor a numpy.datetime64 (a TypeError, as in
+    versioned-hdf5)."""
+
+
 def _parse_timestamp(value: Any) -> dt.datetime:
     if isinstance(value, np.datetime64):
         value = value.astype("datetime64[us]").astype(dt.datetime).replace(tzinfo=dt.timezone.utc)
     if not isinstance(value, dt.datetime):
-        raise VersionError(f"a timestamp must be a datetime or numpy.datetime64, got "
-                           f"{type(value).__name__}")
+        raise TimestampTypeError(f"a timestamp must be a datetime or numpy.datetime64, got "
+                                 f"{type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise VersionError(f"timestamp {value} has no time zone; give an aware datetime "
                            f"(e.g. datetime.now(timezone.utc))")
@@ -147,6 +154,9 @@ class VersionedFile:
         except BaseException:
             self._close_own()
             raise
+        # A handle dropped without close() still gives its share of the state (and of the
+        # writer lock) back when it is garbage-collected.
+        self._release = weakref.finalize(self, state.release, self._state)
         self._closed = False
         try:
             self._open_tree()
@@ -213,7 +223,7 @@ class VersionedFile:
         if self._state.stage is not None and self._state.stage.vf is self:
             self._state.stage.ended = "was ended by closing its VersionedFile"
             self._state.stage = None
-        state.release(self._state)
+        self._release()
         self._close_own()
 
     def _close_own(self) -> None:

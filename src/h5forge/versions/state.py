@@ -74,10 +74,9 @@ def acquire(root: h5py.Group, lock_file: str | None) -> TreeState:
     """The shared state of the tree at ``root`` (created on first use). ``lock_file``: take
     the writer lock on that file for the state (once, for all handles)."""
     key = _key(root)
+    for stale in [s for s in _states.values() if not s.file_id.valid]:
+        _drop(stale)  # its file was closed under a handle never closed: free its lock
     state = _states.get(key)
-    if state is not None and not state.file_id.valid:  # a closed file's number: stale
-        _drop(state)
-        state = None
     if state is None:
         state = _states[key] = TreeState(key, root.file.id)
     if lock_file is not None and not state.locked:
