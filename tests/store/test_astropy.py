@@ -230,3 +230,17 @@ def test_importing_h5forge_does_not_import_astropy_xarray_scipy_dateutil():
             "{'astropy', 'xarray', 'scipy', 'dateutil', 'pandas'}); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class MyTable(Table):
+    pass
+
+
+class MyTime(Time):
+    pass
+
+
+@pytest.mark.parametrize("obj", [MyTable({"a": [1]}), MyTime("2024-01-01")])
+def test_unknown_subclasses_are_refused_not_reduced(obj, tmp_path):
+    with pytest.raises(CodecError, match="subclass of astropy"):
+        h5forge.dump({"x": obj}, tmp_path / "a.h5")

@@ -72,6 +72,22 @@ def _astropy_type(tp: type) -> bool:
     return "astropy" in sys.modules and (tp.__module__ or "").startswith("astropy.")
 
 
+def _subclass_of(tp: type, module: str, *names: str) -> bool:
+    """Whether ``tp`` is an astropy type and a subclass of ``module.name`` (for any name),
+    looking only at modules already imported."""
+    mod = sys.modules.get(module) if _astropy_type(tp) else None
+    return mod is not None and issubclass(tp, tuple(getattr(mod, n) for n in names))
+
+
+def _only(obj: Any, allowed: tuple[type, ...], what: str, where: str) -> type:
+    """``type(obj)`` when it is one of ``allowed``, else a :class:`CodecError`."""
+    tp = type(obj)
+    if tp not in allowed:
+        raise CodecError(f"cannot store {where}: {registry.class_name_of(tp)} is a subclass of "
+                         f"{what} h5forge does not know; register a codec for it")
+    return tp
+
+
 def stored_name(tp: type) -> str:
     """astropy's public name of ``tp`` when it has one (``astropy.coordinates.Angle``), else
     its qualified name."""
@@ -159,10 +175,7 @@ class QuantityCodec(registry.Codec):
     names = _QUANTITY_NAMES
 
     def matches(self, tp):
-        if not _astropy_type(tp):
-            return False
-        u = sys.modules.get("astropy.units")
-        return u is not None and issubclass(tp, u.Quantity)
+        return _subclass_of(tp, "astropy.units", "Quantity")
 
     def encode(self, obj, enc, where):
         tp = type(obj)
@@ -226,10 +239,7 @@ class UnitCodec(registry.Codec):
     tracks_identity = False
 
     def matches(self, tp):
-        if not _astropy_type(tp):
-            return False
-        u = sys.modules.get("astropy.units")
-        return u is not None and issubclass(tp, (u.UnitBase, u.FunctionUnitBase))
+        return _subclass_of(tp, "astropy.units", "UnitBase", "FunctionUnitBase")
 
     def encode(self, obj, enc, where):
         return str_dataset("astropy.units.Unit", unit_text(obj, where))
@@ -272,17 +282,11 @@ class TimeCodec(registry.Codec):
     names = ("astropy.time.Time", "astropy.time.TimeDelta")
 
     def matches(self, tp):
-        if not _astropy_type(tp):
-            return False
-        t = sys.modules.get("astropy.time")
-        return t is not None and issubclass(tp, t.TimeBase)
+        return _subclass_of(tp, "astropy.time", "TimeBase")
 
     def encode(self, obj, enc, where):
         t = sys.modules["astropy.time"]
-        tp = type(obj)
-        if tp not in (t.Time, t.TimeDelta):
-            raise CodecError(f"cannot store {where}: {registry.class_name_of(tp)} is a subclass "
-                             f"of astropy Time h5forge does not know; register a codec for it")
+        tp = _only(obj, (t.Time, t.TimeDelta), "astropy Time", where)
         if getattr(obj, "location", None) is not None:
             raise CodecError(f"cannot store {where}: a Time with a location (EarthLocation) is "
                              f"not supported yet; store the location's geocentric coordinates "
@@ -363,17 +367,11 @@ class ColumnCodec(registry.Codec):
     names = ("astropy.table.Column", "astropy.table.MaskedColumn")
 
     def matches(self, tp):
-        if not _astropy_type(tp):
-            return False
-        table = sys.modules.get("astropy.table")
-        return table is not None and issubclass(tp, table.Column)
+        return _subclass_of(tp, "astropy.table", "Column")
 
     def encode(self, obj, enc, where):
         table = sys.modules["astropy.table"]
-        tp = type(obj)
-        if tp not in (table.Column, table.MaskedColumn):
-            raise CodecError(f"cannot store {where}: column class {registry.class_name_of(tp)} "
-                             f"is not astropy's Column or MaskedColumn")
+        tp = _only(obj, (table.Column, table.MaskedColumn), "astropy Column", where)
         attrs = _column_attrs(obj, where)
         name = stored_name(tp)
         if tp is table.Column:
@@ -428,17 +426,11 @@ class TableCodec(registry.Codec):
     names = ("astropy.table.Table", "astropy.table.QTable")
 
     def matches(self, tp):
-        if not _astropy_type(tp):
-            return False
-        table = sys.modules.get("astropy.table")
-        return table is not None and issubclass(tp, table.Table)
+        return _subclass_of(tp, "astropy.table", "Table")
 
     def encode(self, obj, enc, where):
         table = sys.modules["astropy.table"]
-        tp = type(obj)
-        if tp not in (table.Table, table.QTable):
-            raise CodecError(f"cannot store {where}: {registry.class_name_of(tp)} is a subclass "
-                             f"of astropy Table h5forge does not know; register a codec for it")
+        tp = _only(obj, (table.Table, table.QTable), "astropy Table", where)
         if obj.indices:
             raise CodecError(f"cannot store {where}: a table with indices (add_index) is not "
                              f"supported; remove them (remove_indices) and add them after load")

@@ -61,6 +61,16 @@ def _import_xarray(stored: Stored, dec: Decoder):
     return xarray
 
 
+def _only(obj: Any, names: tuple[str, ...], where: str) -> type:
+    """``type(obj)`` when it is ``xarray.<name>`` for one of ``names``, else a CodecError."""
+    xr = sys.modules["xarray"]
+    tp = type(obj)
+    if not any(tp is getattr(xr, name) for name in names):
+        raise CodecError(f"cannot store {where}: {registry.class_name_of(tp)} is a subclass of "
+                         f"xarray.{names[0]} h5forge does not know")
+    return tp
+
+
 def _unknown(stored: Stored, dec: Decoder) -> Any:
     return registry.codec_for_name("h5forge.unknown").decode(stored, dec)
 
@@ -91,12 +101,8 @@ class VariableCodec(registry.Codec):
         return _xarray_type(tp, "Variable")
 
     def encode(self, obj, enc, where):
-        xr = sys.modules["xarray"]
-        tp = type(obj)
-        if tp not in (xr.Variable, xr.IndexVariable):
-            raise CodecError(f"cannot store {where}: {registry.class_name_of(tp)} is a subclass "
-                             f"of xarray.Variable h5forge does not know")
-        name = INDEX_VARIABLE if tp is xr.IndexVariable else VARIABLE
+        tp = _only(obj, ("Variable", "IndexVariable"), where)
+        name = INDEX_VARIABLE if tp.__name__ == "IndexVariable" else VARIABLE
         values = np.asarray(obj.values)
         data = array_node(values, name, enc, f"{where}.values", self)
         dims = _dims(obj.dims, where)
@@ -201,10 +207,7 @@ class DataArrayCodec(registry.Codec):
         return _xarray_type(tp, "DataArray")
 
     def encode(self, obj, enc, where):
-        xr = sys.modules["xarray"]
-        if type(obj) is not xr.DataArray:
-            raise CodecError(f"cannot store {where}: {registry.class_name_of(type(obj))} is a "
-                             f"subclass of xarray.DataArray h5forge does not know")
+        _only(obj, ("DataArray",), where)
         _check_indexes(obj, where)
         node = group_node(DATA_ARRAY)
         node.add("data", enc.node(obj.variable, f"{where}.variable", inline=False))
@@ -240,10 +243,7 @@ class DatasetCodec(registry.Codec):
         return _xarray_type(tp, "Dataset")
 
     def encode(self, obj, enc, where):
-        xr = sys.modules["xarray"]
-        if type(obj) is not xr.Dataset:
-            raise CodecError(f"cannot store {where}: {registry.class_name_of(type(obj))} is a "
-                             f"subclass of xarray.Dataset h5forge does not know")
+        _only(obj, ("Dataset",), where)
         _check_indexes(obj, where)
         node = group_node(DATASET)
         node.add("data_vars", _variables(
