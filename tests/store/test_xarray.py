@@ -116,3 +116,12 @@ def test_without_xarray_arrays_and_dims_stay(tmp_path, monkeypatch):
     h5forge.dump(out, tmp_path / "again.h5")
     monkeypatch.undo()
     xr.testing.assert_identical(h5forge.load(tmp_path / "again.h5"), dataset())
+
+
+class MyArray(xr.DataArray):
+    __slots__ = ()
+
+
+def test_unknown_subclasses_are_refused_not_reduced(tmp_path):
+    with pytest.raises(CodecError, match="subclass of xarray.DataArray"):
+        h5forge.dump({"x": MyArray([1, 2], dims="x")}, tmp_path / "x.h5")

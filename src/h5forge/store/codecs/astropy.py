@@ -68,14 +68,10 @@ _ANGLE_STATE = {"_wrap_angle": "wrap_angle_deg"}
 
 
 # -- shared helpers ------------------------------------------------------------------------------
-def _astropy_type(tp: type) -> bool:
-    return "astropy" in sys.modules and (tp.__module__ or "").startswith("astropy.")
-
-
 def _subclass_of(tp: type, module: str, *names: str) -> bool:
-    """Whether ``tp`` is an astropy type and a subclass of ``module.name`` (for any name),
-    looking only at modules already imported."""
-    mod = sys.modules.get(module) if _astropy_type(tp) else None
+    """Whether ``tp`` is a subclass of ``module.name`` (for any name), looking only at modules
+    already imported (an object of it exists, so its module is loaded)."""
+    mod = sys.modules.get(module)
     return mod is not None and issubclass(tp, tuple(getattr(mod, n) for n in names))
 
 

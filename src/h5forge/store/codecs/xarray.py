@@ -45,9 +45,7 @@ _OWN = RESERVED_ATTRIBUTES | {"dims", "attr_keys", "na_object", "na_value", "coe
 
 def _xarray_type(tp: type, name: str) -> bool:
     xr = sys.modules.get("xarray")
-    if xr is None or not (tp.__module__ or "").startswith("xarray."):
-        return False
-    return issubclass(tp, getattr(xr, name))
+    return xr is not None and issubclass(tp, getattr(xr, name))
 
 
 def _import_xarray(stored: Stored, dec: Decoder):
