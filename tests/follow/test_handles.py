@@ -38,10 +38,8 @@ def assert_every_frame(lines: list[dict], count: int, rc: int, err: str) -> dict
 
 
 # -- 1. the caller holds the data or the key (a live plain-h5py writer) ------------------------
-@pytest.mark.parametrize("hold, scan", [
-    ("data", None), ("key", None), ("data,key,finished", None),
-    ("data", "3,4"), ("key", "3,4"), ("data,key", "3,4"),
-])
+@pytest.mark.parametrize("hold, scan", [("data", None), ("key", "3,4"),
+                                        ("data,key,finished", "3,4")])
 def test_caller_holds_handles_live(tmp_path, spawn, hold, scan):
     """swmr_tools users keep f["data"] / f["keys"] open and pass paths: no fill-value or
     stale frame, no frame announced early, and their handles still work afterwards."""
@@ -107,8 +105,8 @@ def test_caller_holding_a_dataset_twice_gets_a_clear_error(tmp_path, spawn):
 
 
 # -- 2. a complete file in HDF5's default (earliest) format, read without SWMR -----------------
-@pytest.mark.parametrize("libver", [None, "latest"])
-@pytest.mark.parametrize("hold", ["key", "data,key,finished", ""])
+@pytest.mark.parametrize("libver, hold", [(None, "key"), (None, "data,key,finished"),
+                                          ("latest", "key")])
 def test_static_file_read_without_swmr(tmp_path, libver, hold):
     """Written (and closed) by another process, opened "r" (no SWMR), the key held: followed
     to the finished flag without refreshing anything, and closed without a crash."""
@@ -132,8 +130,7 @@ def test_static_grid_file_held_key_passed_as_dataset(tmp_path):
 
 
 # -- 3. grid keys created (1, 1) with maxshape (3, 4), resized by the writer ------------------
-@pytest.mark.parametrize("grow", ["row", "point"])
-@pytest.mark.parametrize("hold", ["", "data,key"])
+@pytest.mark.parametrize("grow, hold", [("row", ""), ("point", "data,key")])
 def test_growing_grid(tmp_path, spawn, grow, hold):
     """The scan shape comes from maxshape (as swmr_tools reads it): flat index i is position
     unravel_index(i, (3, 4)) from the first frame on, whatever the extent is now."""

@@ -3,7 +3,10 @@
     python writer_proc.py live   PATH --count N --interval S [options]
     python writer_proc.py raw    PATH --count N --interval S [options]
     python writer_proc.py static PATH --count N [--scan R,C] [--libver latest]
+    python writer_proc.py chunks PATH --count N --chunk C [--growing]
 
+``raw --grow row|point --scan R,C`` starts keys and frames at (1, 1) with maxshape the scan
+and resizes them as it goes (``--scan N --grow row``: a stack started at 1 frame).
 ``static`` writes a complete file (keys set, finished = 1) without SWMR, in HDF5's default
 (earliest) format unless ``--libver latest``, with chunked keys and frames (a v1 B-tree chunk
 index), then exits.
@@ -92,15 +95,47 @@ def run_static(args: argparse.Namespace) -> None:
     say("closed")
 
 
+def run_chunks(args: argparse.Namespace) -> None:
+    """Whole chunks of ``--chunk`` frames at a time (what swmr_tools' ChunkSource expects),
+    blosc-compressed; fixed size, or (``--growing``) resized a chunk at a time."""
+    import hdf5plugin
+
+    f = h5py.File(args.path, "w", libver="latest")
+    n, c = args.count, args.chunk
+    data = f.create_dataset("entry/data", shape=(0 if args.growing else n,) + FRAME_SHAPE,
+                            maxshape=(None if args.growing else n,) + FRAME_SHAPE,
+                            dtype=DTYPE, chunks=(c,) + FRAME_SHAPE,
+                            **hdf5plugin.Blosc(cname="lz4", clevel=5))
+    f.swmr_mode = True
+    say("swmr")
+    for start in range(0, n, c):
+        time.sleep(args.interval)
+        stop = min(start + c, n)
+        if args.growing:
+            data.resize(stop, axis=0)
+        data[start:stop] = np.stack([frame(i) for i in range(start, stop)])
+        data.flush()
+        say("frame", stop - 1)
+    f.close()
+    say("closed")
+
+
 def run_raw(args: argparse.Namespace) -> None:
     scan = _shape(args.scan)
     key_names = args.keys.split(",")
     f = h5py.File(args.path, "w", libver="latest")
-    if args.grow:  # a grid started (1, 1), maxshape the scan: resized as the scan goes
-        data = f.create_dataset("entry/data", shape=(1, 1) + FRAME_SHAPE, dtype=DTYPE,
-                                maxshape=scan + FRAME_SHAPE, chunks=(1, 1) + FRAME_SHAPE)
-        keys = [f.create_dataset(f"entry/keys/{k}", shape=(1, 1), maxshape=scan, dtype="i4",
-                                 chunks=(1, scan[1])) for k in key_names]
+    filters = {}
+    if args.blosc:
+        import hdf5plugin
+
+        filters = dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+    if args.grow:  # started (1, ...), maxshape the scan: resized as the scan goes
+        one = (1,) * len(scan)
+        data = f.create_dataset("entry/data", shape=one + FRAME_SHAPE, dtype=DTYPE,
+                                maxshape=scan + FRAME_SHAPE, chunks=one + FRAME_SHAPE, **filters)
+        keys = [f.create_dataset(f"entry/keys/{k}", shape=one, maxshape=scan, dtype="i4",
+                                 chunks=scan[-1:] if len(scan) == 1 else (1, scan[1]))
+                for k in key_names]
     elif scan is None:
         data = f.create_dataset("entry/data", shape=(0,) + FRAME_SHAPE, dtype=DTYPE,
                                 maxshape=(None,) + FRAME_SHAPE, chunks=(1,) + FRAME_SHAPE)
@@ -108,11 +143,12 @@ def run_raw(args: argparse.Namespace) -> None:
                                  chunks=(64,)) for k in key_names]
     else:  # a grid scan: keys shaped (rows, cols, 1, 1), frames (rows, cols, *frame)
         data = f.create_dataset("entry/data", shape=scan + FRAME_SHAPE, dtype=DTYPE,
-                                chunks=(1,) * len(scan) + FRAME_SHAPE)
+                                chunks=(1,) * len(scan) + FRAME_SHAPE, **filters)
         chunks = None if args.contiguous_keys else scan + (1, 1)
         keys = [f.create_dataset(f"entry/keys/{k}", shape=scan + (1, 1), dtype="i4",
                                  chunks=chunks) for k in key_names]
-    finished = f.create_dataset("entry/finished", shape=(), dtype="i1", data=0)  # scalar
+    finished = f.create_dataset("entry/finished", dtype="i1",  # scalar, or (1,) for swmr_tools
+                                data=np.zeros((1,) if args.finished_1 else (), "i1"))
     f.flush()
     say("created")
     if args.never_swmr:
@@ -127,7 +163,11 @@ def run_raw(args: argparse.Namespace) -> None:
     time.sleep(args.first_delay)
     for i in range(args.count):
         time.sleep(args.interval)
-        if args.grow:
+        if args.grow and len(scan) == 1:
+            for ds in (data, *keys):
+                ds.resize(i + 1, axis=0)
+            data[i] = frame(i)
+        elif args.grow:
             row, col = (int(p) for p in np.unravel_index(i, scan))
             extent = (row + 1, scan[1]) if args.grow == "row" else (
                 row + 1, scan[1] if row else col + 1)
@@ -159,7 +199,7 @@ def run_raw(args: argparse.Namespace) -> None:
         say("stalled")
         time.sleep(args.stall)
     if not args.no_finish:
-        finished[()] = 1
+        finished[...] = 1
         finished.flush()
         say("finished")
     f.close()
@@ -168,7 +208,7 @@ def run_raw(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["live", "raw", "static"])
+    parser.add_argument("mode", choices=["live", "raw", "static", "chunks"])
     parser.add_argument("path")
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between frames")
@@ -195,8 +235,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="raw --scan R,C: keys and frames created (1, 1) with maxshape the "
                              "scan, grown a row at a time or point by point")
     parser.add_argument("--libver", default=None, help="static: h5py libver (default earliest)")
+    parser.add_argument("--blosc", action="store_true", help="raw: frames blosc-compressed")
+    parser.add_argument("--finished-1", action="store_true",
+                        help="raw: the finished flag has shape (1,) (swmr_tools needs it)")
+    parser.add_argument("--chunk", type=int, default=10, help="chunks: frames per chunk")
+    parser.add_argument("--growing", action="store_true", help="chunks: grow the dataset")
     args = parser.parse_args(argv)
-    {"live": run_live, "raw": run_raw, "static": run_static}[args.mode](args)
+    {"live": run_live, "raw": run_raw, "static": run_static, "chunks": run_chunks}[args.mode](args)
 
 
 if __name__ == "__main__":
