@@ -73,7 +73,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from _flow_mpi import case_mpi  # noqa: E402  (the MPI section)
 from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     fmt_ratio,
     fmt_time,
@@ -85,6 +84,7 @@ from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     report_target,
     timed,
 )
+from _flow_mpi import case_mpi  # noqa: E402  (the MPI section)
 
 CASES = ("chunks", "dereference", "mpi")
 TOOLS = ("h5forge", "h5flow")

@@ -17,8 +17,7 @@ import pytest
 
 from h5forge.errors import FlowConfigError, FlowError
 from h5forge.flow import compat, run
-from h5forge.flow.compat import (H5FlowDataManager, print_attr, print_data, print_ref,
-                                 resources)
+from h5forge.flow.compat import H5FlowDataManager, print_attr, print_data, print_ref, resources
 from h5forge.flow.config import Require, parse_config
 from h5forge.flow.data import REGION_DTYPE, DataManager
 

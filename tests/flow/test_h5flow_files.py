@@ -14,6 +14,7 @@ what h5flow's own reading code returned on them (``expected.npz``). h5flow is no
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from h5forge.flow.data import DataManager
 DATA = Path(__file__).resolve().parents[1] / "data" / "h5flow"
 EXAMPLE = DATA / "example.h5"
 REFS = DATA / "refs.h5"
-PORT = DATA / "example_port.yaml"
+#: h5flow's example config ('path:' added) and its classes ported to h5forge.flow.compat
+PORT = Path(__file__).resolve().parents[2] / "examples" / "flow" / "h5flow" / "example_config.yaml"
 
 #: dm[...] calls of make_h5flow_golden.py on refs.h5, by key of expected.npz
 GETITEM = {
@@ -223,6 +225,19 @@ def test_h5flows_example_through_h5forge_flow_gives_h5flows_file(tmp_path, capsy
     assert "2048 rows in 2 chunks" in capsys.readouterr().out
     assert_same_file(out, EXAMPLE)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["example.h5"]  # no scratch left
+
+
+def test_the_example_script_shows_it(tmp_path, capsys):
+    script = PORT.with_name("run_example.py")
+    spec = importlib.util.spec_from_file_location("h5flow_example_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(tmp_path / "example.h5")
+    printed = capsys.readouterr().out
+    assert "input/index/ref/stage0/example/ref" in printed
+    assert "copies 0..2 -> source rows: [[0, None, None], [0, 1, None], [0, 1, 2]]" in printed
+    assert printed.rstrip().endswith("ok  the references read the same from both sides")
+    assert_same_file(out, EXAMPLE)  # values and layout; compression aside
 
 
 # -- h5forge appends to h5flow's files ----------------------------------------------------------

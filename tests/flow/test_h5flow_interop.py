@@ -3,7 +3,8 @@
 h5flow is not on PyPI: point ``H5FLOW_PATH`` at its source checkout (plus a directory holding
 ``pyyaml-include<2``, joined with ``:``), as for ``benchmarks/bench_flow.py``::
 
-    H5FLOW_PATH=/tmp/h5flow-src:/tmp/h5flow-deps .venv/bin/python -m pytest tests/flow/test_h5flow_interop.py
+    H5FLOW_PATH=/tmp/h5flow-src:/tmp/h5flow-deps \\
+        .venv/bin/python -m pytest tests/flow/test_h5flow_interop.py
 
 Every h5flow step runs in a subprocess (``H5FLOW_NOMPI=1``) with that path; so does h5forge when
 it runs h5flow's own example modules (they import ``h5flow.core``). Checked:

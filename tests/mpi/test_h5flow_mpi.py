@@ -13,7 +13,6 @@ its source directory: it finds ``H5FlowTestStage`` by executing the modules ther
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import h5py

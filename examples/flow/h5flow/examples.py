@@ -1,7 +1,8 @@
 """h5flow's example classes (``examples/modules/examples.py`` in its repository) as a module
 ported to h5forge by changing its imports only: ``from h5flow.core import ...`` becomes
-``from h5forge.flow.compat import ...``. Written here from h5flow's documented behaviour, so the
-committed tests can run the example without h5flow installed:
+``from h5forge.flow.compat import ...`` (with h5flow installed, its own module runs unchanged).
+Written here from h5flow's documented behaviour, so the example and the tests
+(``tests/flow/test_h5flow_files.py``: the output equals h5flow's own) run without h5flow:
 
 - ``ExampleResource`` writes its ``data`` as attributes of ``path`` (default ``meta``) and hands
   out values with ``get(name)``;

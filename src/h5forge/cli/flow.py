@@ -36,7 +36,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from h5forge.flow import run as run_flow
-
     from h5forge.flow.mpi import ranks
 
     here = ranks(True if args.nompi else None)

@@ -112,7 +112,8 @@ class H5FlowDataManager(DataManager):
     def close_file(self) -> None:
         """Close the output (and scratch) file; :attr:`fh` opens it again."""
         if self.file:
-            self.close()
+            if self.file.mode != "r":
+                self.close()
             self.file.close()
         if self.scratch is not None and self.scratch:
             self.scratch.close()
@@ -122,7 +123,7 @@ class H5FlowDataManager(DataManager):
         and remove the scratch file."""
         from h5forge.flow.manager import drop_tables
 
-        if self.file:
+        if self.file and self.file.mode != "r":
             self.close()
             drop_tables(self.file, self.drop_list)
         self.close_file()

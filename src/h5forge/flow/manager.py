@@ -31,7 +31,8 @@ from h5forge.flow.config import FlowConfig, Require, load_configs
 from h5forge.flow.data import DataManager
 from h5forge.flow.live import FollowGenerator
 from h5forge.flow.loading import load_spec_class
-from h5forge.flow.mpi import Ranks, ranks as _ranks
+from h5forge.flow.mpi import Ranks
+from h5forge.flow.mpi import ranks as _ranks
 from h5forge.flow.objects import Generator, LoopGenerator, Resource, Stage
 from h5forge.flow.refs import dereference_chain
 from h5forge.io.progress import progress_bar

@@ -504,9 +504,10 @@ def dereference(sel: Selection, ref: Any, data: Any = None, region: Any = None,
     :param as_masked: return a masked array (else a list with one array per selected row).
     :returns: a masked array of shape ``(len(sel), width)`` (plus the child rows' own shape),
         ``width`` the most references any selected row has, at least 1 (as in h5flow; an
-        empty selection gives shape ``(0, 1)``, so reductions along axis 1 still work). Each row holds its children in ascending
-        child order, then masked entries; masked rows and rows without references are fully
-        masked. With ``as_masked=False``: a list of ``len(sel)`` arrays.
+        empty selection gives shape ``(0, 1)``, so reductions along axis 1 still work). Each
+        row holds its children in ascending child order, then masked entries; masked rows and
+        rows without references are fully masked. With ``as_masked=False``: a list of
+        ``len(sel)`` arrays.
     :raises h5forge.errors.ShapeMismatchError: for a reference table that is not ``N x 2``
         integers, a region table without ``start``/``stop``, a mask of the wrong length, a bad
         ``ref_direction`` or references out of range of ``data``.
