@@ -36,17 +36,6 @@ REFS = DATA / "refs.h5"
 #: h5flow's example config ('path:' added) and its classes ported to h5forge.flow.compat
 PORT = Path(__file__).resolve().parents[2] / "examples" / "flow" / "h5flow" / "example_config.yaml"
 
-#: dm[...] calls of make_h5flow_golden.py on refs.h5, by key of expected.npz
-GETITEM = {
-    "A>B/all": ("A", "B"),
-    "A>B/0_6": ("A", "B", slice(0, 6)),
-    "A>B/rows_0_5_3": ("A", "B", [0, 5, 3]),
-    "A>B/int_4": ("A", "B", 4),
-    "B>A/0_20": ("B", "A", slice(0, 20)),
-    "A>B>C/0_6": ("A", "B", "C", slice(0, 6)),
-    "C>B>A/0_30": ("C", "B", "A", slice(0, 30)),
-    "D>A/0_2": ("D", "A", slice(0, 2)),
-}
 #: the only differences from h5flow's files: 64-bit references and regions
 WIDER = {np.dtype("<u4"): np.dtype("<i8"),
          np.dtype([("start", "<i4"), ("stop", "<i4")]): np.dtype([("start", "<i8"),
@@ -118,10 +107,34 @@ def assert_same_file(ours: Path, theirs: Path, created_by_h5flow: bool = False) 
 
 
 # -- h5forge reads h5flow's files as h5flow does -------------------------------------------------
-@pytest.mark.parametrize("key", sorted(GETITEM))
+def getitem_args(key: str) -> tuple:
+    """The ``dm[...]`` arguments a key of expected.npz names: ``A>B>C/<rows>``, rows ``all``
+    (none given), ``int_4``, ``rows_0_5_3`` (a list) or ``0_6`` (a slice)."""
+    names, rows = key.split("/")
+    kind, _, rest = rows.partition("_")
+    sel: tuple = ()
+    if kind == "int":
+        sel = (int(rest),)
+    elif kind == "rows":
+        sel = ([int(r) for r in rest.split("_")],)
+    elif kind != "all":
+        sel = (slice(int(kind), int(rest)),)
+    return (*names.split(">"), *sel)
+
+
+def test_expected_npz_holds_h5flows_item_access_results(expected):
+    keys = {k[len("refs/getitem/"):-len(".data")] for k in expected
+            if k.startswith("refs/getitem/") and k.endswith(".data")}
+    assert len(keys) == 8 and "C>B>A/0_30" in keys and "A>B/all" in keys
+    assert getitem_args("A>B/rows_0_5_3") == ("A", "B", [0, 5, 3])
+    assert str(expected["h5flow_version"]) == "0.2.4"
+
+
+@pytest.mark.parametrize("key", ["A>B/all", "A>B/0_6", "A>B/rows_0_5_3", "A>B/int_4", "B>A/0_20",
+                                 "A>B>C/0_6", "C>B>A/0_30", "D>A/0_2"])
 def test_item_access_on_h5flows_file_gives_h5flows_results(expected, key):
     with h5py.File(REFS, "r") as f:
-        got = DataManager(f)[GETITEM[key]]
+        got = DataManager(f)[getitem_args(key)]
     assert_same_masked(got, masked(expected, f"refs/getitem/{key}"), key)
 
 
