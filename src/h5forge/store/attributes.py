@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 from h5py import h5a, h5s, h5t
 
-__all__ = ["write_attr", "read_attrs"]
+__all__ = ["write_attr", "read_attrs", "read_attr"]
 
 _STR_DTYPE = h5py.string_dtype()
 _SCALAR = h5s.create(h5s.SCALAR)
@@ -106,6 +106,12 @@ def _read(oid, name: bytes) -> Any:
         arr = np.array([b.decode("utf-8", "surrogateescape") if type(b) is bytes else b
                         for b in arr.flat], dtype=dtype).reshape(arr.shape)
     return arr[()] if arr.ndim == 0 else arr
+
+
+def read_attr(h5obj, name: str) -> Any:
+    """One attribute of ``h5obj`` as h5py would return it (which must exist)."""
+    value = _read(h5obj.id, name.encode("utf-8"))
+    return value if value is not None else h5obj.attrs[name]
 
 
 def read_attrs(h5obj) -> dict[str, Any]:

@@ -39,7 +39,7 @@ import numpy as np
 
 from h5forge import _h5
 from h5forge.errors import CodecError, NodeExistsError, NodeNotFoundError, UpdateError
-from h5forge.store.attributes import write_attr
+from h5forge.store.attributes import read_attr, write_attr
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
 from h5forge.store.layout import RESERVED_ATTRIBUTES, Node
@@ -111,10 +111,15 @@ class _Ctx:
 
 
 # -- the stored containers ----------------------------------------------------------------------
+def _attr(obj, name: str) -> Any:
+    """Attribute ``name`` of ``obj``, or None (low-level: h5py's ``attrs.get`` costs more)."""
+    if not h5py.h5a.exists(obj.id, name.encode("utf-8")):
+        return None
+    return read_attr(obj, name)
+
+
 def _class_of(obj) -> str | None:
-    value = obj.attrs.get("class")
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
+    value = _text(_attr(obj, "class"))
     return value if isinstance(value, str) else None
 
 
@@ -123,10 +128,10 @@ def _kind(group: h5py.Group) -> str:
     cls = _class_of(group)
     if cls is None:
         return "plain"
-    if group.attrs.get("box") is not None:
+    if _attr(group, "box") is not None:
         return "box"
     if cls in MAPPINGS:
-        return "items" if _text(group.attrs.get("layout")) == "items" else "mapping"
+        return "items" if _text(_attr(group, "layout")) == "items" else "mapping"
     if cls in SEQUENCES:
         return "sequence"
     if cls in _SETS:
@@ -173,9 +178,8 @@ class _Container:
 
     def items(self) -> list[str]:
         """Member names of a sequence group (its ``instance_attributes`` excluded)."""
-        names = [n for n in self.group if n != INSTANCE_ATTRIBUTES]
-        names += [k for k in self.group.attrs if k not in RESERVED_ATTRIBUTES]
-        return sequence_order(names)[0]
+        return sequence_order(n for n in _member_names(self.group)
+                              if n != INSTANCE_ATTRIBUTES)[0]
 
 
 # -- low-level member writes (the crash-safe order) ---------------------------------------------
@@ -445,10 +449,23 @@ def _plan_member(ctx: _Ctx, c: _Container, name: str, op: str, value: Any,
     return upd
 
 
+def _member_names(group: h5py.Group) -> list[str]:
+    """Child link names, then inline attribute names (low-level: h5py's iteration costs ten
+    times more, and a dict may hold thousands of members)."""
+    names: list[bytes] = []
+    group.id.links.iterate(names.append)
+    attrs: list[bytes] = []
+    h5py.h5a.iterate(group.id, lambda name, *_: attrs.append(name))
+    out = [n.decode("utf-8", "surrogateescape") for n in names]
+    out += [a for a in (n.decode("utf-8", "surrogateescape") for n in attrs)
+            if a not in RESERVED_ATTRIBUTES]
+    return out
+
+
 def _mapping_keys(c: _Container) -> list[str]:
     """The member names of a named-layout mapping in load order (what ``keys`` should list)."""
-    names = [n for n in c.group] + [k for k in c.group.attrs if k not in RESERVED_ATTRIBUTES]
-    keys = c.group.attrs.get("keys")
+    names = _member_names(c.group)
+    keys = _attr(c.group, "keys")
     if keys is None:
         return sorted(n for n in dict.fromkeys(names) if not n.startswith(TMP_PREFIX))
     return mapping_order(keys_list(keys), names)[0]
