@@ -8,6 +8,9 @@ The workflow::
     cfg.apply_global_compression("zstd", {"clevel": 3})
     h5forge.dump(obj, "out.h5", configuration=cfg)         # or repack(src, dst, cfg)
 
+For an in-memory ``pynwb.NWBFile`` (the ``nwb`` extra): ``get_default_configuration(nwbfile)``,
+edit, ``configure_nwbfile(nwbfile, plan)``, then ``NWBHDF5IO.write`` (see :mod:`h5forge.io.nwb`).
+
 ``io`` depends only on the core (``errors``, ``_h5``); the store uses it, never the reverse.
 """
 
@@ -25,6 +28,7 @@ from h5forge.io.estimate import (
     estimate_default_buffer_shape,
     estimate_default_chunk_shape,
 )
+from h5forge.io.nwb import configure_nwbfile
 from h5forge.io.plan_file import dump_plan, load_plan
 from h5forge.io.repack import repack
 from h5forge.io.write import write_dataset
@@ -46,4 +50,5 @@ __all__ = [
     "repack",
     "dump_plan",
     "load_plan",
+    "configure_nwbfile",
 ]

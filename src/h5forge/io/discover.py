@@ -3,13 +3,14 @@ with."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import h5py
 
 from h5forge import _h5
 from h5forge.io.compression import read_filters
 from h5forge.io.configuration import BackendConfiguration, DatasetConfiguration
+from h5forge.io.nwb import get_default_nwb_configuration, is_nwbfile
 
 __all__ = ["get_default_configuration", "get_current_configuration", "iter_datasets"]
 
@@ -28,11 +29,15 @@ def iter_datasets(group: h5py.Group) -> Iterator[tuple[str, h5py.Dataset]]:
     return iter(found)
 
 
-def get_default_configuration(file_or_group: _h5.PathLike | h5py.Group) -> BackendConfiguration:
+def get_default_configuration(file_or_group: _h5.PathLike | h5py.Group | Any
+                              ) -> BackendConfiguration:
     """The default plan (about 10 MB chunks, 500 MB buffers, gzip level 4; see
     :mod:`h5forge.io.estimate`) for every dataset already in ``file_or_group`` (a path or an
     open ``h5py.File``/``Group``), located relative to it. What :func:`repack` writes by
-    default."""
+    default. For an in-memory ``pynwb.NWBFile``, every dataset pynwb will write, located as
+    in the written file (see :func:`h5forge.io.nwb.get_default_nwb_configuration`)."""
+    if is_nwbfile(file_or_group):
+        return get_default_nwb_configuration(file_or_group)
     with _h5.open_group(file_or_group, "r") as group:
         return BackendConfiguration([DatasetConfiguration(location, dset.dtype, dset.shape)
                                      for location, dset in iter_datasets(group)])
