@@ -18,6 +18,7 @@ from h5forge.errors import ConfigurationError
 from h5forge.io import BackendConfiguration, DatasetConfiguration
 from h5forge.io import get_default_configuration as _file_configuration
 from h5forge.io.configuration import normalize_location
+from h5forge.io.nwb import is_nwbfile
 from h5forge.store.layout import Node
 from h5forge.store.writer import DatasetOptions
 
@@ -30,8 +31,8 @@ def get_default_configuration(x: Any, path: str = "/", *,
     would write, located as it will be relative to the target), or a file path / open
     ``h5py.File``/``Group`` (the datasets already there). A ``str`` or ``os.PathLike`` is
     always taken as a file path."""
-    if isinstance(x, h5py.Group) or _h5.is_path(x):
-        return _file_configuration(x)
+    if isinstance(x, h5py.Group) or _h5.is_path(x) or is_nwbfile(x):
+        return _file_configuration(x)  # an in-memory pynwb.NWBFile: what pynwb will write
     from h5forge.store.api import plan
 
     return BackendConfiguration([DatasetConfiguration(location, *_dtype_shape(node))
