@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 from h5forge import _h5
+from h5forge import errors as h5forge_errors
 from h5forge.errors import CodecError, NodeExistsError, NodeNotFoundError, UpdateError
 from h5forge.store.attributes import read_attr, write_attr
 from h5forge.store.decoder import Decoder, inline_value
@@ -162,6 +163,7 @@ class _Container:
     rel: str              # path of the group relative to the base
     kind: str
     fixed_length: bool = False  # the ``values`` list of an items-layout dict
+    parent: "_Container | None" = None  # the container holding this group, when known
 
     def child_rel(self, name: str) -> str:
         return f"{self.rel}/{name}" if self.rel else name
@@ -247,10 +249,11 @@ class _Target:
 def _resolve(ctx: _Ctx, parts: list[str]) -> _Target:
     group, rel, i = ctx.base, "", 0
     fixed = False
+    parent = None
     while True:
         kind = _kind(group)
         name = parts[i]
-        c = _Container(group, rel, kind, fixed_length=fixed)
+        c = _Container(group, rel, kind, fixed_length=fixed, parent=parent)
         fixed = False
         if kind == "set":
             raise UpdateError(f"{ctx.where(c.child_rel(name))}: the members of a stored "
@@ -274,7 +277,7 @@ def _resolve(ctx: _Ctx, parts: list[str]) -> _Target:
             if i == len(parts) - 1 or not isinstance(child, h5py.Group):
                 return _Target(c, name, parts[i + 1:])
             fixed = kind == "items" and name == "values"
-            group, rel, i = child, c.child_rel(name), i + 1
+            group, rel, i, parent = child, c.child_rel(name), i + 1, c
             continue
         return _Target(c, name, parts[i + 1:])
 
@@ -524,10 +527,54 @@ def _append_group_sequence(ctx: _Ctx, c: _Container, value: Any) -> Update:
     maxlen = _maxlen(c.group)
     if maxlen is not None and n >= maxlen:
         raise UpdateError(f"{where}: the deque is full (maxlen={maxlen}); delete an item first")
+    repacked = _repack(ctx, c, n, value)
+    if repacked is not None:
+        return repacked
     node = ctx.encode(value, where, inline=c.inline_ok)
     options = ctx.options(node, c.child_rel(name))
     upd = Update(where, file=ctx.base.file)
     upd.steps.append(lambda: _put(ctx, c, name, node, options))
+    return upd
+
+
+#: A list stored as a group with at most this many small items is written packed when an
+#: append makes it packable (a list that started empty becomes one table, as dump writes it).
+REPACK_MAX_ITEMS = 8
+_REPACK_MAX_BYTES = 1 << 16
+
+
+def _repack(ctx: _Ctx, c: _Container, n: int, value: Any) -> Update | None:
+    """The short group list ``c`` rewritten packed with ``value`` appended, when a fresh dump
+    would pack (or inline) it; None otherwise (the value is then added as member ``n``)."""
+    p = c.parent
+    if p is None or p.kind not in ("mapping", "sequence", "plain") or c.fixed_length or \
+            n > REPACK_MAX_ITEMS or ctx.configuration is not None or \
+            _has_link(c.group, INSTANCE_ATTRIBUTES) or h5py.h5o.get_info(c.group.id).rc > 1:
+        return None
+    for name in _member_names(c.group):
+        if _has_link(c.group, name):
+            obj = c.group[name]
+            if h5py.h5o.get_info(obj.id).rc > 1:
+                return None  # an item shared with another place stays one object
+            datasets = [obj] if isinstance(obj, h5py.Dataset) else \
+                [o for o in obj.values() if isinstance(o, h5py.Dataset)]
+            if sum(d.id.get_storage_size() for d in datasets) > _REPACK_MAX_BYTES:
+                return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            current = ctx.decode(c.group, c.rel)
+    except (Warning, h5forge_errors.H5ForgeError):
+        return None
+    name = c.rel.rsplit("/", 1)[-1]
+    new = _apply(ctx, c.rel, current, [str(n)], "set", value, False)
+    where = ctx.where(c.rel)
+    node = ctx.encode(new, where, inline=p.inline_ok and name not in RESERVED_ATTRIBUTES)
+    if not (node.kind == "inline" or (node.kind == "dataset" and
+                                      node.attrs.get("element_class") is not None)):
+        return None
+    upd = Update(where, file=ctx.base.file)
+    upd.steps.append(lambda: _put(ctx, p, name, node, _extendable(None)))
     return upd
 
 
@@ -541,8 +588,8 @@ def _plan_append_member(ctx: _Ctx, c: _Container, name: str, value: Any) -> Upda
             if kind != "sequence":
                 raise UpdateError(f"{ctx.where(rel)}: append needs a stored list, tuple or "
                                   f"deque, found {_class_of(obj) or 'a plain group'}")
-            return _append_group_sequence(ctx, _Container(obj, rel, kind,
-                                                          fixed_length=c.kind == "items"), value)
+            return _append_group_sequence(ctx, _Container(
+                obj, rel, kind, fixed_length=c.kind == "items", parent=c), value)
         if _is_packed(obj):
             return _plan_packed(ctx, c, name, obj, len(obj), "set", value, False)
         raise UpdateError(f"{ctx.where(rel)}: append needs a stored list, tuple or deque, "
