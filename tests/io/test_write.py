@@ -12,6 +12,7 @@ import pytest
 
 from h5forge.errors import ConfigurationError, NodeExistsError, ShapeMismatchError
 from h5forge.io import BackendConfiguration, DatasetConfiguration, write_dataset
+from h5forge.io.parallel import ChunkWriter
 
 SHAPE = (37, 10)  # 37 rows: not a whole number of chunks or buffers
 DATA = np.arange(math.prod(SHAPE), dtype="f8").reshape(SHAPE)
@@ -171,16 +172,17 @@ def test_recording_array_refuses_a_request_larger_than_its_buffer():
 
 @pytest.fixture
 def row_writes(monkeypatch):
-    """The selections written into datasets named 'target', in order."""
+    """The row ranges of the blocks written into datasets named 'target', in order (every
+    block goes through ChunkWriter.write, threaded or through h5py)."""
     writes = []
-    real = h5py.Dataset.__setitem__
+    real = ChunkWriter.write
 
-    def spy(self, key, value):
-        if self.name.endswith("/target"):
-            writes.append(key)
-        real(self, key, value)
+    def spy(self, region, data):
+        if self.dset.name.endswith("/target"):
+            writes.append(region[0])
+        real(self, region, data)
 
-    monkeypatch.setattr(h5py.Dataset, "__setitem__", spy)
+    monkeypatch.setattr(ChunkWriter, "write", spy)
     return writes
 
 

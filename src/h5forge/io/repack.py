@@ -15,6 +15,7 @@ from h5forge import _h5
 from h5forge.errors import ConfigurationError, H5ForgeError, NodeExistsError
 from h5forge.io.configuration import BackendConfiguration, DatasetConfiguration
 from h5forge.io.discover import iter_datasets
+from h5forge.io.parallel import ChunkPool, WriteReport
 from h5forge.io.progress import progress_bar
 from h5forge.io.write import copy_buffered
 
@@ -26,7 +27,8 @@ _SCALE_ATTRIBUTES = frozenset({"DIMENSION_LIST", "REFERENCE_LIST"})
 
 def repack(src: _h5.PathLike | h5py.Group, dst: _h5.PathLike | h5py.Group,
            configuration: BackendConfiguration | str | os.PathLike | None = None, *,
-           progress: bool | None = None, overwrite: bool = False) -> None:
+           progress: bool | None = None, overwrite: bool = False,
+           threads: int | None = None) -> list[WriteReport]:
     """Copy everything in ``src`` to ``dst``, writing each dataset as ``configuration`` says.
 
     ``configuration`` is a :class:`BackendConfiguration`, the path of a YAML plan, or ``None``
@@ -34,7 +36,21 @@ def repack(src: _h5.PathLike | h5py.Group, dst: _h5.PathLike | h5py.Group,
     location it names that ``src`` lacks (or of another shape or dtype) raises before anything
     is written. ``dst`` is a file path (written aside and renamed into place when complete, so
     it may even be ``src``; an existing file needs ``overwrite=True``) or an empty open group.
+
+    ``threads`` (``None``: ``os.cpu_count()``) decompress the source's chunks and compress the
+    new ones (:mod:`h5forge.io.parallel`). Returns one :class:`~h5forge.io.parallel.WriteReport`
+    per dataset copied: how many chunks went through the threads, and which datasets went
+    through HDF5's one-core filter pipeline and why.
     """
+    pool = ChunkPool(threads)  # a bad thread count raises before anything is written
+    try:
+        return _repack(src, dst, configuration, progress, overwrite, pool)
+    finally:
+        pool.close()
+
+
+def _repack(src: Any, dst: Any, configuration: Any, progress: bool | None, overwrite: bool,
+            pool: ChunkPool) -> list[WriteReport]:
     if _h5.is_path(dst):
         target = os.fspath(dst)
         if os.path.exists(target) and not overwrite:
@@ -44,12 +60,12 @@ def repack(src: _h5.PathLike | h5py.Group, dst: _h5.PathLike | h5py.Group,
         try:
             with _h5.open_group(src, "r") as source:
                 with h5py.File(tmp, "w", track_order=_tracks_order(source)) as out:
-                    _repack_into(source, out, configuration, progress)
+                    reports = _repack_into(source, out, configuration, progress, pool)
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-        return
+        return reports
     if not isinstance(dst, h5py.Group):
         raise _h5.TargetError(f"repack destination must be a file path or an open h5py "
                               f"File/Group, got {type(dst).__name__}")
@@ -58,7 +74,7 @@ def repack(src: _h5.PathLike | h5py.Group, dst: _h5.PathLike | h5py.Group,
         raise NodeExistsError(f"{_h5.describe(out)} is not empty; repack writes into an empty "
                               f"group or a new file")
     with _h5.open_group(src, "r") as source:
-        _repack_into(source, out, configuration, progress)
+        return _repack_into(source, out, configuration, progress, pool)
 
 
 def _tracks_order(group: h5py.Group) -> bool:
@@ -103,17 +119,18 @@ def _resolve_plan(source: h5py.Group, configuration: Any
 
 
 def _repack_into(source: h5py.Group, out: h5py.Group, configuration: Any,
-                 progress: bool | None) -> None:
+                 progress: bool | None, pool: ChunkPool) -> list[WriteReport]:
     plan = _resolve_plan(source, configuration)
     _check_references(source)
     total = sum(entry.full_size for entry in plan.values())  # each dataset once
-    copier = _Copier(source, out, plan)
+    copier = _Copier(source, out, plan, pool)
     with progress_bar(total, f"repacking {os.path.basename(source.file.filename)}",
                       progress) as bar:
         copier.bar = bar
         copier.copied[_address(source)] = ""  # links back to the root stay links
         copier.copy_group(source, out, "")
         copier.finish()
+    return copier.reports
 
 
 def _check_references(source: h5py.Group) -> None:
@@ -140,8 +157,9 @@ class _Copier:
     references and dimension scales once every target exists."""
 
     def __init__(self, source: h5py.Group, out: h5py.Group,
-                 plan: dict[tuple[int, int], DatasetConfiguration]):
-        self.source, self.out, self.plan = source, out, plan
+                 plan: dict[tuple[int, int], DatasetConfiguration], pool: ChunkPool):
+        self.source, self.out, self.plan, self.pool = source, out, plan, pool
+        self.reports: list[WriteReport] = []
         self.copied: dict[tuple[int, int], str] = {}  # object address -> location in out
         self.references: list[tuple[str, str | None]] = []  # (location, attribute or None)
         self.scaled: list[str] = []  # datasets with dimension scales attached
@@ -194,7 +212,9 @@ class _Copier:
             if _has_refs(dset.dtype):
                 self.references.append((location, None))
             else:
-                copy_buffered(dset, new, entry, self.bar)
+                report = copy_buffered(dset, new, entry, self.bar, self.pool)
+                report.location = location
+                self.reports.append(report)
         self.copy_attrs(dset, new, location)
         if any(len(dim) for dim in dset.dims) and "DIMENSION_LIST" in dset.attrs:
             self.scaled.append(location)
