@@ -301,6 +301,21 @@ def test_foreign_member_in_a_changed_group_is_found(path):
         assert list(f["grp/mine"][()]) == [1]
 
 
+def test_foreign_attribute_in_mirror_stops_the_commit(path):
+    with VersionedFile(path, "w") as vf:
+        with vf.stage_version("v1") as g:
+            g["x"] = np.arange(3)
+            g.attrs["title"] = "run 1"
+    with h5py.File(path, "r+") as f:
+        f.attrs["comment"] = "written with h5py"
+    with VersionedFile(path, "a") as vf:
+        with pytest.raises(VersionError, match="attribute 'comment'"):
+            with vf.stage_version("v2") as g:
+                g.attrs["title"] = "run 2"
+    with h5py.File(path, "r") as f:
+        assert f.attrs["comment"] == "written with h5py" and f.attrs["title"] == "run 1"
+
+
 def test_prev_version_empty_string_means_no_previous(path):
     with VersionedFile(path, "w") as vf:
         with vf.stage_version("v1") as g:

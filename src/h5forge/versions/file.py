@@ -576,6 +576,14 @@ class VersionedFile:
 
         def visit(target: h5py.Group, base: h5py.Group | None, node: StagedGroup | None,
                   path: str) -> None:
+            known_attrs = set(_user_attrs(base)) if base is not None else set()
+            for key in target.attrs:
+                if key not in known_attrs:
+                    raise VersionError(
+                        f"{self._where}:{self._root.name.rstrip('/')}{path or '/'} has an "
+                        f"attribute {key!r} that version {head!r} does not have: it was "
+                        f"written with plain h5py into the mirror of the current version, and "
+                        f"the commit would delete it. Set it in a stage_version(...) block")
             known = set(base) if base is not None else set()
             for key in target:
                 if (target == self._root and key == DATA_GROUP) or key in known:
