@@ -35,6 +35,12 @@ version** (the "head"), so h5py alone reads the current data at full speed.
   was interrupted (even by ``kill -9``) restores the state of the last complete commit.
 * Any version reads back through :class:`VersionedFile` (``vf["v1"]["temperature"][...]``), and
   ``export`` (or ``h5forge versions export``) writes it as a plain HDF5 file.
+* A versioned tree can live in a group (``VersionedFile(f["calibration"])``): then the mirror
+  and ``_h5forge_versions`` are inside that group and the rest of the file is left alone.
+* Handles over one open file share one state (:mod:`h5forge.versions.state`); a stage's
+  objects refuse use once its block has ended; the mirror is never rewritten over members or
+  attributes that plain h5py wrote into it. ``h5forge.versions.compat`` carries
+  versioned-hdf5's public names.
 * :func:`import_versioned_hdf5` (``h5forge versions import``) converts a versioned-hdf5 file
   with its whole history; :func:`compact` (``h5forge versions gc``) gives back the space of
   deleted versions (``delete_versions`` only frees pool slots for reuse).
