@@ -25,7 +25,7 @@ import zlib
 from h5forge.errors import CorruptFileError, VersionError
 
 __all__ = ["JournalFile", "recover", "journal_path", "lock_path", "FileLockedError",
-           "writer_active"]
+           "writer_active", "WriterLock"]
 
 _MAGIC = b"H5FJRNL1"
 _HEADER = struct.Struct("<8sQ")  # magic, file size when the transaction began
@@ -42,6 +42,30 @@ class FileLockedError(VersionError):
 
 def lock_path(path: str) -> str:
     return f"{path}.h5forge-lock"
+
+
+class WriterLock:
+    """One writer per file: an exclusive ``flock`` on ``<file>.h5forge-lock``, a file of its
+    own (HDF5 locks the data file itself, and plain h5py readers must still open it between
+    commits). Taken by a path-mode writer and for an open writable ``h5py.File``."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = -1
+            raise FileLockedError(f"{path} is open for writing by another VersionedFile (in "
+                                  f"this or another process); close that first") from None
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.remove(lock_path(self.path))
+            os.close(self._fd)
+            self._fd = -1
 
 
 def writer_active(path: str) -> bool:
@@ -107,21 +131,13 @@ class JournalFile:
         self.path = path
         self.name = path  # what h5py reports as the file name
         self.durable = durable
-        # One writer at a time, and no reader recovers a live writer's journal. The lock is on
-        # a file of its own: HDF5 locks the data file itself, and plain h5py readers must
-        # still be able to open it between commits.
-        self._lock = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._lock)
-            self._lock = self._fd = -1
-            raise FileLockedError(f"{path} is open for writing in another process (or "
-                                  f"another VersionedFile); close that first") from None
+        # One writer at a time, and no reader recovers a live writer's journal.
+        self._fd = -1
+        self._journal: int | None = None
+        self._lock: WriterLock | None = WriterLock(path)
         flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if create else 0)
         self._fd = os.open(path, flags, 0o666)
         self._pos = 0
-        self._journal: int | None = None
         self._begin()
 
     def __repr__(self) -> str:  # h5py shows it as the file name
@@ -240,11 +256,9 @@ class JournalFile:
         if self._journal is not None:
             os.close(self._journal)
             self._journal = None
-        if self._lock >= 0:
-            with contextlib.suppress(OSError):
-                os.remove(lock_path(self.path))
-            os.close(self._lock)
-            self._lock = -1
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     @property
     def closed(self) -> bool:

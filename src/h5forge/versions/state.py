@@ -9,39 +9,13 @@ that tree uses.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 from typing import Any
 
 import h5py
 
-from h5forge.versions.journal import FileLockedError, lock_path
+from h5forge.versions.journal import FileLockedError, WriterLock
 
-__all__ = ["TreeState", "acquire", "release", "WriterLock"]
-
-
-class WriterLock:
-    """The one-writer lock a path-mode writer takes (``<file>.h5forge-lock``), taken for an
-    open ``h5py.File`` too, so neither can commit under the other."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self._fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._fd)
-            self._fd = -1
-            raise FileLockedError(f"{path} is open for writing by another VersionedFile (in "
-                                  f"this or another process); close that first") from None
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.remove(lock_path(self.path))
-            os.close(self._fd)
-            self._fd = -1
+__all__ = ["TreeState", "acquire", "release", "rekey"]
 
 
 class TreeState:
