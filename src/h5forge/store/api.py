@@ -54,7 +54,14 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     ``path`` is relative to it ('/' means the target itself). Other data in the target is never
     touched. An existing node at ``path`` raises :class:`NodeExistsError` unless
     ``overwrite=True``; then the new content is written aside and swapped in only when
-    complete (a whole file: a temporary file renamed over the old one). ``allow_pickle=True``
+    complete (a whole file: a temporary file renamed over the old one).
+
+    A ``path`` inside a stored container updates it in place (:mod:`h5forge.store.update`):
+    ``"trials/t2"`` adds (or with ``overwrite=True`` replaces) a member of a stored dict,
+    keeping its ``keys`` in order; ``"xs/3"`` replaces item 3 of a stored list, or appends
+    when the list has 3 items; ``"run/instance_attributes/x"`` an object's attribute. What
+    the layout cannot express (a member of a set, a column of a DataFrame, ...) raises
+    :class:`UpdateError` before anything is written. ``allow_pickle=True``
     pickles objects no codec can store (``load`` then needs ``allow_pickle=True`` too).
 
     ``configuration`` (see :func:`h5forge.get_default_configuration`) is a
