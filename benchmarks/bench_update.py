@@ -2,7 +2,9 @@
 """Benchmark in-place updates of a stored tree against rewriting the tree, and against h5io.
 
 The tree: ``{"meta": {...}, "trials": {"t0": 1000 float64, ... N trials}, "events": 100,000
-ints}`` (N = 500 by default: 4 MB of trials; up to 512 keys a dict keeps named members, more go to the items layout, where a new trial is a row of one stacked dataset). Each case changes one thing:
+ints}`` (N = 500 by default: 4 MB of trials. Up to 512 keys a dict keeps named members; with
+more, ``--trials 2000``, it keeps its keys as a list and the trials as rows of one stacked
+dataset). Each case changes one thing:
 
 * ``add``      -- a new trial: ``h5forge.dump(arr, f, "trials/tN")``
 * ``replace``  -- a small scalar: ``h5forge.dump(4, f, "meta/n", overwrite=True)``
@@ -12,13 +14,13 @@ ints}`` (N = 500 by default: 4 MB of trials; up to 512 keys a dict keeps named m
 * ``delete``   -- a trial: ``h5forge.delete(f, "trials/t3")``
 
 against the two ways to get the same file otherwise: ``h5forge.dump(tree, f, overwrite=True)``
-(the whole tree rewritten) and h5io's ``write_hdf5(f, tree, title="rec", overwrite="update")``
-(h5io updates whole titles only, so its time is a rewrite of the tree, timed once: it
-stores each list element as its own dataset; writing a nested title such as ``rec/trials/tN`` leaves a
-group h5io cannot read back, which this script checks and reports). Times are the median of
+(the whole tree rewritten) and h5io's ``write_hdf5(f, tree, title="rec", overwrite="update")``.
+h5io updates whole titles only, so its time is a rewrite of the tree (timed once: it stores each
+list element as its own dataset); writing a nested title such as ``rec/trials/tN`` leaves a
+group h5io cannot read back, which this script checks and reports. Times are the median of
 ``--repeat`` runs; ``speed-up`` = rewrite time / update time.
 
-    python benchmarks/bench_update.py --quick     # 200 trials, 3 repeats
+    python benchmarks/bench_update.py --quick     # 100 trials, 3 repeats
     python benchmarks/bench_update.py
 """
 

@@ -118,8 +118,12 @@ def _step(data, file, model):
     return op
 
 
-@settings(max_examples=int(os.environ.get("H5FORGE_UPDATE_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.data_too_large])
+#: H5FORGE_UPDATE_EXAMPLES=600 for a longer hunt (600 pass in about a minute).
+EXAMPLES = int(os.environ.get("H5FORGE_UPDATE_EXAMPLES", "40"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_random_updates_match_a_model(data):
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,8 +18,10 @@ from h5forge.errors import (
     UnsafeContentError,
     UpdateError,
 )
-from h5forge.store import codecs  # noqa: F401  (registers the built-in codecs)
-from h5forge.store import update
+from h5forge.store import (
+    codecs,  # noqa: F401  (registers the built-in codecs)
+    update,
+)
 from h5forge.store.configure import dataset_options
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder

@@ -38,8 +38,13 @@ import h5py
 import numpy as np
 
 from h5forge import _h5
-from h5forge import errors as h5forge_errors
-from h5forge.errors import CodecError, NodeExistsError, NodeNotFoundError, UpdateError
+from h5forge.errors import (
+    CodecError,
+    H5ForgeError,
+    NodeExistsError,
+    NodeNotFoundError,
+    UpdateError,
+)
 from h5forge.store.attributes import read_attr, write_attr
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
@@ -185,7 +190,7 @@ class _Container:
 
 
 # -- low-level member writes (the crash-safe order) ---------------------------------------------
-def _put(ctx: _Ctx, c: _Container, name: str, node: Node, options: DatasetOptions | None):
+def _put(c: _Container, name: str, node: Node, options: DatasetOptions | None):
     """Write ``node`` as member ``name`` of ``c`` (replacing what is there): a node is written
     aside and moved into place once complete, and the old one is deleted only after that; an
     attribute replaces a child only after it is written (the decoder prefers the attribute).
@@ -424,7 +429,7 @@ def _plan_member(ctx: _Ctx, c: _Container, name: str, op: str, value: Any,
             raise NodeExistsError(f"{where} already exists; pass overwrite=True to replace it")
         node = ctx.encode(value, where, inline=False)
         options = ctx.options(node, rel)
-        upd.steps.append(lambda: _put(ctx, c, name, node, options))
+        upd.steps.append(lambda: _put(c, name, node, options))
         return upd
     if c.kind == "sequence":
         return _plan_sequence_member(ctx, c, name, op, value, overwrite)
@@ -443,7 +448,7 @@ def _plan_member(ctx: _Ctx, c: _Container, name: str, op: str, value: Any,
         _check_name(ctx, c, name)
     node = ctx.encode(value, where, inline=c.inline_ok and name not in RESERVED_ATTRIBUTES)
     options = ctx.options(node, rel)
-    upd.steps.append(lambda: _put(ctx, c, name, node, options))
+    upd.steps.append(lambda: _put(c, name, node, options))
     if c.kind == "mapping":
         keys = _mapping_keys(c)
         if name not in keys:
@@ -501,7 +506,7 @@ def _plan_sequence_member(ctx: _Ctx, c: _Container, name: str, op: str, value: A
     node = ctx.encode(value, where, inline=c.inline_ok)
     old = items[i]
     options = ctx.options(node, rel)
-    upd.steps.append(lambda: _put(ctx, c, str(i), node, options))
+    upd.steps.append(lambda: _put(c, str(i), node, options))
     if old != str(i):  # a member misnamed outside h5forge: the new one takes its place
         upd.steps.append(lambda: _remove(c, old))
     return upd
@@ -533,7 +538,7 @@ def _append_group_sequence(ctx: _Ctx, c: _Container, value: Any) -> Update:
     node = ctx.encode(value, where, inline=c.inline_ok)
     options = ctx.options(node, c.child_rel(name))
     upd = Update(where, file=ctx.base.file)
-    upd.steps.append(lambda: _put(ctx, c, name, node, options))
+    upd.steps.append(lambda: _put(c, name, node, options))
     return upd
 
 
@@ -564,7 +569,7 @@ def _repack(ctx: _Ctx, c: _Container, n: int, value: Any) -> Update | None:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             current = ctx.decode(c.group, c.rel)
-    except (Warning, h5forge_errors.H5ForgeError):
+    except (Warning, H5ForgeError):
         return None
     name = c.rel.rsplit("/", 1)[-1]
     new = _apply(ctx, c.rel, current, [str(n)], "set", value, False)
@@ -574,7 +579,7 @@ def _repack(ctx: _Ctx, c: _Container, n: int, value: Any) -> Update | None:
                                       node.attrs.get("element_class") is not None)):
         return None
     upd = Update(where, file=ctx.base.file)
-    upd.steps.append(lambda: _put(ctx, p, name, node, _extendable(None)))
+    upd.steps.append(lambda: _put(p, name, node, _extendable(None)))
     return upd
 
 
@@ -644,7 +649,7 @@ def _rewrite(ctx: _Ctx, c: _Container, name: str, new: Any, old) -> Update:
         node = ctx.encode(new, where, inline=c.inline_ok and name not in RESERVED_ATTRIBUTES)
     options = _extendable(old)
     upd = Update(where, file=ctx.base.file)
-    upd.steps.append(lambda: _put(ctx, c, name, node, options))
+    upd.steps.append(lambda: _put(c, name, node, options))
     return upd
 
 
