@@ -87,12 +87,21 @@ class PlannedDataIO(H5DataIO):
         return self._source
 
     @property
+    def maxshape(self) -> Any:
+        """What hdmf checks the data's shape with: the planned shape when contiguous (the
+        ``maxshape=None`` passed to h5py below means "not resizable", not "no shape")."""
+        if self._configuration.chunk_shape is None:
+            return tuple(self._configuration.full_shape)
+        return super().maxshape
+
+    @property
     def io_settings(self) -> dict[str, Any]:
         """The ``create_dataset`` keywords hdmf passes on: the plan's, fresh at every call
         (hdmf adds ``maxshape`` to the dict it gets for expandable table columns)."""
         settings = dict(super().io_settings)
         settings.update(self._configuration.h5py_kwargs())
         if self._configuration.chunk_shape is None:
-            # Contiguous: a resizable (maxshape) dataset would be chunked by h5py's own guess.
-            settings["maxshape"] = tuple(self._configuration.full_shape)
+            # Contiguous: h5py chunks any dataset given a maxshape (hdmf gives table columns
+            # one unless the key is there), so the key is there and says "fixed size".
+            settings["maxshape"] = None
         return settings

@@ -253,7 +253,16 @@ def find_nwb_datasets(nwbfile: Any) -> tuple[dict[str, NWBDataset], dict[str, st
 
 
 def _default_entry(dataset: NWBDataset) -> DatasetConfiguration:
+    from hdmf.data_utils import GenericDataChunkIterator
+
     entry = DatasetConfiguration(dataset.location, dataset.dtype, dataset.shape)
+    source = dataset.source
+    if isinstance(source, GenericDataChunkIterator):  # keep the shapes its maker chose
+        try:
+            entry.update(chunk_shape=tuple(source.chunk_shape),
+                         buffer_shape=tuple(source.buffer_shape))
+        except ConfigurationError:
+            pass  # shapes h5forge would refuse: the defaults
     name = dataset.location.rsplit("/", 1)[-1]
     is_time = name in _TIME_NAMES or name.endswith(_TIME_SUFFIXES)
     if is_time and dataset.dtype.kind == "f" and entry.chunk_shape is not None:
@@ -265,7 +274,8 @@ def get_default_nwb_configuration(nwbfile: Any) -> BackendConfiguration:
     """The default plan for every dataset of the in-memory ``pynwb.NWBFile`` a plan can shape
     (see :func:`find_nwb_datasets`), located as the datasets will be in the written file:
     h5forge's defaults (about 10 MB chunks keeping trailing axes whole, 500 MB buffers, gzip
-    level 4), plus the shuffle filter for float times (``timestamps``, ``*_time(s)``).
+    level 4), plus the shuffle filter for float times (``timestamps``, ``*_time(s)``); a
+    source that is an hdmf ``GenericDataChunkIterator`` keeps its own chunk and buffer shapes.
     Also reached through :func:`h5forge.io.get_default_configuration`."""
     found, _skipped = find_nwb_datasets(nwbfile)
     return BackendConfiguration([_default_entry(d) for d in found.values()])
