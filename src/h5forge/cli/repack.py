@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from h5forge.cli._plan_options import add_plan_arguments, apply_compression_arguments
 from h5forge.io import BackendConfiguration, get_default_configuration, repack
@@ -27,6 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="a YAML plan; datasets it does not name get the defaults")
     parser.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="threads compressing and decompressing chunks (default: every "
+                             "core)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="say how each dataset was written: chunks compressed in threads, "
+                             "or HDF5's one-core filter pipeline and why")
     add_plan_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -42,6 +50,22 @@ def run(args: argparse.Namespace) -> int:
         apply_compression_arguments(plan, args)
     else:
         apply_compression_arguments(BackendConfiguration(), args)  # rejects a lone --level
-    repack(args.src, args.dst, plan, progress=False if args.no_progress else None,
-           overwrite=args.overwrite)
+    handler = None
+    if args.verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("h5forge: %(message)s"))
+        log = logging.getLogger("h5forge.io.parallel")
+        log.addHandler(handler)
+        level = log.level
+        log.setLevel(logging.INFO)
+    try:
+        reports = repack(args.src, args.dst, plan, progress=False if args.no_progress else None,
+                         overwrite=args.overwrite, threads=args.threads)
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
+            log.setLevel(level)
+    if args.verbose:
+        for report in reports:
+            print(report)
     return 0

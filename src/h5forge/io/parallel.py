@@ -562,9 +562,15 @@ class ChunkReader:
                   source: tuple[slice, ...]) -> None:
             out[target] = chunk[source]
 
-        def decode_into(mask: int, raw: bytes, target: tuple[slice, ...],
-                        source: tuple[slice, ...]) -> None:
-            place(pipe.decode(mask, raw), target, source)
+        def decode_into(offset: tuple[int, ...], mask: int, raw: bytes,
+                        target: tuple[slice, ...], source: tuple[slice, ...]) -> None:
+            try:
+                chunk = pipe.decode(mask, raw)
+            except Exception as exc:  # zlib.error, ZstdError, a bad checksum, ...
+                raise CorruptFileError(
+                    f"{self.dset.file.filename}:{self.dset.name}: the chunk at {offset} cannot "
+                    f"be decoded ({type(exc).__name__}: {exc}); the file is damaged") from exc
+            place(chunk, target, source)
 
         for offset in _chunk_offsets(region, pipe.chunk_shape):
             lo = [max(o, r.start) for o, r in zip(offset, region)]
@@ -576,7 +582,8 @@ class ChunkReader:
                 out[target] = pipe.fillvalue
                 continue
             mask, raw = dsetid.read_direct_chunk(offset)
-            pending.append((offset, self.pool.submit(decode_into, mask, raw, target, source)))
+            pending.append((offset, self.pool.submit(decode_into, offset, mask, raw, target,
+                                                               source)))
             if len(pending) >= self.in_flight:
                 _key, future = pending.popleft()
                 try:
