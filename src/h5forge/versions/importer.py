@@ -195,17 +195,21 @@ def _plan(versions: h5py.Group, where: str, summary: ImportSummary) -> _Plan:
 # -- writing --------------------------------------------------------------------------------------
 def _write(source: Any, root: h5py.Group, plan: _Plan, tmp: str, summary: ImportSummary,
            bar: Any) -> None:
+    children = {prev for _, prev, _ in plan.order}
+    mappings: dict[str, dict[str, dict]] = {}  # versions with children still to commit
     with VersionedFile(tmp, "w") as vf:
         for name, prev, stamp in plan.order:
             # Only a commit on top of the current version keeps the plain mirror of the file's
             # root up to date incrementally; branches are committed aside, and the current
             # version is set once at the end.
             make_current = plan.current != FIRST_VERSION and prev == vf.current_version
-            copier = _VersionCopier(root, name, summary, bar)
+            copier = _VersionCopier(root, name, summary, bar, mappings.get(prev))
             with vf.stage_version(name, prev_version=prev, make_current=make_current,
                                   timestamp=stamp) as stage:
                 copier.group(stage, source[name], top=True)
             summary.versions.append(name)
+            if name in children:
+                mappings[name] = copier.mappings
         if plan.current != FIRST_VERSION and vf.current_version != plan.current:
             vf.current_version = plan.current
         summary.current_version = vf.current_version
@@ -218,11 +222,16 @@ def _is_group(obj: Any) -> bool:
 class _VersionCopier:
     """Makes a stage (a copy of the parent version) equal to one version of the source."""
 
-    def __init__(self, root: h5py.Group, version: str, summary: ImportSummary, bar: Any):
+    def __init__(self, root: h5py.Group, version: str, summary: ImportSummary, bar: Any,
+                 parent: dict[str, dict] | None):
         self.root = root
         self.version = version
         self.summary = summary
         self.bar = bar
+        #: the parent version's virtual-dataset mappings by path (None: not known)
+        self.parent = parent
+        #: this version's, for its children
+        self.mappings: dict[str, dict] = {}
 
     def where(self, path: str) -> str:
         return f"{_h5.describe(self.root)} version {self.version!r}, {path or '/'}"
@@ -249,17 +258,34 @@ class _VersionCopier:
                 self.dataset(stage, name, current, obj, path)
 
     def dataset(self, stage: Any, name: str, current: Any, obj: Any, path: str) -> None:
-        data = obj[()]
-        self.bar.update(data.nbytes if isinstance(data, np.ndarray) else 0)
         kind = self.creation(obj, path)
         fill = obj.fillvalue
-        if current is not None and _same_kind(current, kind, data, fill):
-            _update(current, data)
+        before = self.parent_mapping(path)
+        after = _mapping(obj)
+        if after is not None:
+            self.mappings[path] = after
+        if current is not None and before is not None and after is not None and \
+                current.shape == obj.shape and \
+                _same_kind(current, kind, obj.dtype, len(obj.shape), fill):
+            # Same shape, same kind: only the regions mapped differently can differ.
+            for box in _changed_regions(before, after):
+                part = obj[box]
+                self.bar.update(part.nbytes)
+                current[box] = part
         else:
-            if current is not None:
-                del stage[name]
-            current = self.create(stage, name, data, kind, fill, path)
+            data = obj[()]
+            self.bar.update(data.nbytes if isinstance(data, np.ndarray) else 0)
+            data = np.asarray(data)
+            if current is not None and _same_kind(current, kind, data.dtype, data.ndim, fill):
+                _update(current, data)
+            else:
+                if current is not None:
+                    del stage[name]
+                current = self.create(stage, name, data, kind, fill, path)
         _sync_attrs(current.attrs, obj.attrs, _DATASET_ATTRS)
+
+    def parent_mapping(self, path: str) -> dict | None:
+        return self.parent.get(path) if self.parent is not None else None
 
     def creation(self, obj: Any, path: str) -> dict[str, Any]:
         """Chunks, compression and storage filters of a source dataset (read from the
@@ -332,16 +358,17 @@ def _register_plugins() -> None:
         pass
 
 
-def _same_kind(current: Any, kind: dict[str, Any], data: Any, fill: Any) -> bool:
+def _same_kind(current: Any, kind: dict[str, Any], dtype: np.dtype, ndim: int,
+               fill: Any) -> bool:
     """Whether the staged dataset can be updated in place (else it is replaced)."""
     if not hasattr(current, "resize"):
         return False  # a group
-    data = np.asarray(data)
-    fill_now = np.asarray(current.fillvalue, dtype=current.dtype)
-    fill_new = np.asarray(fill, dtype=data.dtype) if not data.dtype.hasobject else None
-    same_fill = (fill_now.tobytes() == fill_new.tobytes()) if fill_new is not None else \
-        _text(current.fillvalue) == _text(fill)
-    return (current.dtype == data.dtype and current.ndim == data.ndim and data.ndim > 0 and
+    if dtype.hasobject:
+        same_fill = _text(current.fillvalue) == _text(fill)
+    else:
+        same_fill = np.asarray(current.fillvalue, dtype=current.dtype).tobytes() == \
+            np.asarray(fill, dtype=dtype).tobytes()
+    return (current.dtype == dtype and current.ndim == ndim and ndim > 0 and
             tuple(current.chunks or ()) == tuple(kind["chunks"] or ()) and
             current.compression == kind["compression"] and
             _opts(current.compression_opts) == _opts(kind["compression_opts"]) and same_fill)
@@ -349,6 +376,44 @@ def _same_kind(current: Any, kind: dict[str, Any], data: Any, fill: Any) -> bool
 
 def _opts(value: Any) -> Any:
     return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _mapping(obj: Any) -> dict[tuple, tuple] | None:
+    """The regions of a virtual dataset (versioned-hdf5 reads every version through one) and
+    where each one's data lives: ``{region box: (source file, dataset, source box)}``. Two
+    versions whose region maps to the same source box hold the same data there. None when
+    ``obj`` is not a virtual dataset of disjoint box regions."""
+    if not isinstance(obj, h5py.Dataset) or not obj.is_virtual:
+        return None
+    out: dict[tuple, tuple] = {}
+    try:
+        for source in obj.virtual_sources():
+            box = _box(source.vspace)
+            where = _box(source.src_space)
+            if box is None or where is None or box in out:
+                return None  # not plain boxes, or overlapping regions: compare the values
+            out[box] = (source.file_name, source.dset_name, where)
+    except (ValueError, RuntimeError, OSError):
+        return None
+    return out
+
+
+def _box(space: h5py.h5s.SpaceID) -> tuple[tuple[int, int], ...] | None:
+    """A single-block hyperslab selection as ``((start, stop), ...)``; None otherwise."""
+    if space.get_select_type() != h5py.h5s.SEL_HYPERSLABS or not space.is_regular_hyperslab():
+        return None
+    start, stride, count, block = space.get_regular_hyperslab()
+    if any(c != 1 for c in count):
+        return None
+    return tuple((int(a), int(a) + int(b)) for a, b in zip(start, block))
+
+
+def _changed_regions(before: dict[tuple, tuple], after: dict[tuple, tuple]
+                     ) -> list[tuple[slice, ...]]:
+    """The boxes (as slices) whose source differs between two mappings of the same shape; a
+    box mapped in one and not the other (fill value there) counts as changed."""
+    boxes = [box for box in set(before) | set(after) if before.get(box) != after.get(box)]
+    return [tuple(slice(a, b) for a, b in box) for box in sorted(boxes)]
 
 
 def _update(current: Any, data: np.ndarray) -> None:
@@ -373,9 +438,14 @@ def _changed_chunks(old: np.ndarray, new: np.ndarray, chunks: tuple[int, ...]) -
             old, new).astype(bool)
     else:
         width = new.dtype.itemsize
-        a = np.ascontiguousarray(old).view(np.uint8).reshape(old.shape + (width,))
-        b = np.ascontiguousarray(new).view(np.uint8).reshape(new.shape + (width,))
-        differs = (a != b).any(axis=-1)
+        as_int = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}.get(width)
+        if as_int is not None:  # one integer compare per element
+            differs = np.ascontiguousarray(old).view(as_int) != \
+                np.ascontiguousarray(new).view(as_int)
+        else:
+            a = np.ascontiguousarray(old).view(np.uint8).reshape(old.shape + (width,))
+            b = np.ascontiguousarray(new).view(np.uint8).reshape(new.shape + (width,))
+            differs = (a != b).any(axis=-1)
     grid = grid_shape(new.shape, chunks)
     padded = np.zeros(tuple(g * c for g, c in zip(grid, chunks)), dtype=bool)
     padded[tuple(slice(0, n) for n in new.shape)] = differs
