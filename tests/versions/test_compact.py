@@ -355,3 +355,30 @@ def test_cli_gc(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         f["x"] = 1
     assert main(["versions", "gc", str(plain)]) == 2
     assert "has no versions" in capsys.readouterr().err
+
+
+def test_a_versioned_group_of_a_file(tmp_path: Path) -> None:
+    """``VersionedFile(f["cal"])`` keeps its history inside the group; gc compacts it there
+    and leaves the plain data of the file alone."""
+    path = tmp_path / "run.h5"
+    rng = np.random.default_rng(9)
+    with h5py.File(path, "w") as f:
+        f["raw/adc"] = np.arange(1000, dtype="i2")
+        with VersionedFile(f.create_group("cal")) as vf:
+            for i in range(6):
+                with vf.stage_version(f"c{i}", timestamp=stamp(i)) as g:
+                    if i == 0:
+                        g.create_dataset("gains", data=rng.random(4096), chunks=(512,))
+                    else:
+                        g["gains"][...] = rng.random(4096)
+            vf.delete_versions(["c1", "c2", "c3"])
+    with h5py.File(path, "r") as f, VersionedFile(f["cal"]) as vf:
+        before = _snapshot.history(vf)
+    slots, freed = pool_slots(path, f"cal/{DATA_GROUP}")
+    summary = compact(path, progress=False)
+    assert summary.trees == ["/cal"]
+    assert pool_slots(path, f"cal/{DATA_GROUP}") == (slots - freed, 0) and freed == 3 * 8
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["raw/adc"][()], np.arange(1000, dtype="i2"))
+        with VersionedFile(f["cal"]) as vf:
+            assert _snapshot.history(vf) == before
