@@ -280,6 +280,12 @@ def test_a_versioned_tree_in_a_group_and_an_open_file(tmp_path: Path) -> None:
         np.testing.assert_array_equal(vf["a"]["x"][()], np.arange(10.0))
         assert vf["b"]["x"][7] == -7.0
         assert "plain" not in vf["b"]
+        expected = _snapshot.history(vf)
+    # a file open for writing: versioned-hdf5 hands out its wrapper objects instead
+    with h5py.File(source, "r+") as f:
+        import_versioned_hdf5(f["inner"], tmp_path / "out2.h5", progress=False)
+    with VersionedFile(tmp_path / "out2.h5", "r") as vf:
+        assert _snapshot.history(vf) == expected
 
 
 @needs_peer

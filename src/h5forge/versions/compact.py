@@ -39,7 +39,7 @@ from h5forge.versions.file import DATA_GROUP
 from h5forge.versions.journal import JournalFile, journal_path, recover
 from h5forge.versions.pool import pool_key
 
-__all__ = ["compact", "CompactSummary"]
+__all__ = ["compact", "CompactSummary", "sync_path"]
 
 #: Slots copied per read/write when chunks cannot be moved as stored bytes.
 _BATCH = 256
@@ -114,9 +114,9 @@ def compact(path: _h5.PathLike, out: _h5.PathLike | None = None, *, overwrite: b
                 _write(src, tmp, live, bar)
             if verify:
                 _verify(src, tmp, live)
-        _sync(tmp)
+        sync_path(tmp)
         os.replace(tmp, target)
-        _sync(os.path.dirname(os.path.abspath(target)))
+        sync_path(os.path.dirname(os.path.abspath(target)))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -457,7 +457,8 @@ def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
     return np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
 
 
-def _sync(path: str) -> None:
+def sync_path(path: str) -> None:
+    """fsync a file or directory (before and after a rename that must survive a power cut)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

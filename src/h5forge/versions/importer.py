@@ -41,7 +41,8 @@ from h5forge.errors import (
 )
 from h5forge.io.progress import progress_bar
 from h5forge.versions.chunks import grid_shape
-from h5forge.versions.file import FIRST_VERSION, TIMESTAMP_FORMAT, VersionedFile
+from h5forge.versions.compact import sync_path
+from h5forge.versions.file import DATA_GROUP, FIRST_VERSION, TIMESTAMP_FORMAT, VersionedFile
 from h5forge.versions.journal import journal_path, lock_path
 
 __all__ = ["import_versioned_hdf5", "ImportSummary", "PEER_EXTRA"]
@@ -106,7 +107,7 @@ def import_versioned_hdf5(src: _h5.PathLike | h5py.Group, dst: _h5.PathLike, *,
         if _PEER_DATA not in root or not isinstance(root[_PEER_DATA], h5py.Group) or \
                 "versions" not in root[_PEER_DATA]:
             hint = (" (it is an h5forge versioned file already)"
-                    if "_h5forge_versions" in root else "")
+                    if DATA_GROUP in root else "")
             raise VersionError(f"{where}: not a versioned-hdf5 file: there is no "
                                f"{_PEER_DATA}/versions group{hint}")
         try:
@@ -123,7 +124,9 @@ def import_versioned_hdf5(src: _h5.PathLike | h5py.Group, dst: _h5.PathLike, *,
             if os.path.exists(target) and not overwrite:
                 raise NodeExistsError(f"{target} appeared during the import; the import was "
                                       f"not written (pass overwrite=True to replace it)")
+            sync_path(tmp)
             os.replace(tmp, target)
+            sync_path(os.path.dirname(os.path.abspath(target)))
         finally:
             for leftover in (tmp, journal_path(tmp), lock_path(tmp)):
                 if os.path.exists(leftover):
