@@ -32,7 +32,9 @@ class Writer:
 
     def _read(self) -> None:
         for line in self.proc.stdout:
-            word, *rest = line.split()
+            word, *rest = line.split() or [""]
+            if not rest:  # a line cut short by a kill
+                continue
             event = (word, rest[:-1], float(rest[-1]))
             self.events.append(event)
             self._queue.put(event)

@@ -104,7 +104,8 @@ class FrameReader:
         selection = position + self._rest
         if self.direct is not None:
             return self.direct.read(position), selection
-        return np.asarray(self.dataset[selection]), selection
+        # integer positions alone: h5py's fast path (the frame axes are implied)
+        return np.asarray(self.dataset[position]), selection
 
 
 def scan_rank_of(key: h5py.Dataset | Any) -> int:

@@ -92,8 +92,10 @@ def open_dataset(group: h5py.Group, path: str, what: str) -> FollowedDataset:
     where = f"{group.file.filename}:{path}"
     try:
         info = h5o.get_info(group.id, path.encode())
-    except (KeyError, ValueError, RuntimeError, OSError):
-        raise FollowError(f"{where}: no such {what} dataset") from None
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
+        if path not in group:
+            raise FollowError(f"{where}: no such {what} dataset") from None
+        raise _unopenable(where, what, exc) from exc
     if info.type != h5o.TYPE_DATASET:
         raise FollowError(f"{where}: is not a dataset (a {what} dataset is needed)")
     target = (info.fileno, info.addr)
@@ -105,7 +107,18 @@ def open_dataset(group: h5py.Group, path: str, what: str) -> FollowedDataset:
                 h5i.dec_ref(open_id)
                 open_id.locked = True
                 return FollowedDataset(open_id, group, path, what, owned=False)
-    return FollowedDataset(group[path].id, group, path, what, owned=True)
+    try:
+        opened = group[path]
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
+        raise _unopenable(where, what, exc) from exc
+    return FollowedDataset(opened.id, group, path, what, owned=True)
+
+
+def _unopenable(where: str, what: str, exc: Exception) -> FollowError:
+    return FollowError(f"{where}: the {what} dataset cannot be opened ({exc}). If a SWMR "
+                       f"writer is writing it and it is contiguous (not chunked), HDF5 cannot "
+                       f"show it to readers reliably: the writer should create it with chunks "
+                       f"(LiveWriter does)")
 
 
 def usable(dataset: Any) -> Any:
