@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,6 +83,22 @@ def build(path: str | Path) -> None:
         vf.delete_versions([f"v{i}" for i in range(1, 20) if i not in (6, 13)])
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`build`'s file, made once per module (tests work on copies)."""
+    path = tmp_path_factory.mktemp("history") / "template.h5"
+    build(path)
+    return path
+
+
+@pytest.fixture
+def history_file(built: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the built history, as ``tmp_path / "data.h5"``."""
+    path = tmp_path / "data.h5"
+    shutil.copyfile(built, path)
+    return path
+
+
 def everything(path: str | Path) -> dict:
     """Every version (record and tree), the diffs between neighbours, and the plain mirror."""
     with VersionedFile(path, "r") as vf:
@@ -105,9 +122,8 @@ def pool_slots(path: str | Path, group: str = DATA_GROUP) -> tuple[int, int]:
 
 
 # -- the result -----------------------------------------------------------------------------------
-def test_every_remaining_version_is_identical(tmp_path: Path) -> None:
-    path = tmp_path / "data.h5"
-    build(path)
+def test_every_remaining_version_is_identical(history_file: Path, tmp_path: Path) -> None:
+    path = history_file
     before = everything(path)
     slots, freed = pool_slots(path)
     assert freed > 0
@@ -122,9 +138,8 @@ def test_every_remaining_version_is_identical(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["data.h5"]  # no journal or lock left
 
 
-def test_commits_after_compaction_reuse_and_append(tmp_path: Path) -> None:
-    path = tmp_path / "data.h5"
-    build(path)
+def test_commits_after_compaction_reuse_and_append(history_file: Path, tmp_path: Path) -> None:
+    path = history_file
     compact(path, progress=False)
     before = everything(path)
     slots, _ = pool_slots(path)
@@ -167,9 +182,8 @@ def test_the_issue_scenario_gets_close_to_live_size(tmp_path: Path) -> None:
         np.testing.assert_array_equal(vf["v10"]["x"][()], arrays[10])
 
 
-def test_a_copy_elsewhere_leaves_the_source(tmp_path: Path) -> None:
-    path = tmp_path / "data.h5"
-    build(path)
+def test_a_copy_elsewhere_leaves_the_source(history_file: Path, tmp_path: Path) -> None:
+    path = history_file
     before = everything(path)
     original = digest(path)
     out = tmp_path / "small.h5"
@@ -183,11 +197,10 @@ def test_a_copy_elsewhere_leaves_the_source(tmp_path: Path) -> None:
     assert everything(out) == before
 
 
-def test_plain_data_beside_a_tree_in_a_group(tmp_path: Path) -> None:
+def test_plain_data_beside_a_tree_in_a_group(history_file: Path, tmp_path: Path) -> None:
     """A versioned tree below a group (the whole versioned file copied there) next to plain
     data with a second hard link: the tree is compacted, the rest kept, links included."""
-    path = tmp_path / "data.h5"
-    build(path)
+    path = history_file
     before = everything(path)
     mixed = tmp_path / "mixed.h5"
     with h5py.File(path, "r") as src, h5py.File(mixed, "w", track_order=True) as dst:
@@ -219,9 +232,8 @@ def test_plain_data_beside_a_tree_in_a_group(tmp_path: Path) -> None:
 
 
 # -- refusals -------------------------------------------------------------------------------------
-def test_refused_while_a_writer_has_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "data.h5"
-    build(path)
+def test_refused_while_a_writer_has_the_file(history_file: Path, tmp_path: Path) -> None:
+    path = history_file
     original = digest(path)
     with VersionedFile(path, "a"):
         with pytest.raises(FileLockedError, match="open for writing"):
@@ -250,10 +262,9 @@ def test_bad_targets(tmp_path: Path) -> None:
 
 
 # -- crash safety ---------------------------------------------------------------------------------
-def test_a_failure_half_way_leaves_the_original(tmp_path: Path,
+def test_a_failure_half_way_leaves_the_original(history_file: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "data.h5"
-    build(path)
+    path = history_file
     original = digest(path)
 
     def failing(*args, **kwargs):
@@ -266,10 +277,9 @@ def test_a_failure_half_way_leaves_the_original(tmp_path: Path,
     assert sorted(os.listdir(tmp_path)) == ["data.h5"]
 
 
-def test_a_bad_copy_is_caught_before_the_rename(tmp_path: Path,
+def test_a_bad_copy_is_caught_before_the_rename(history_file: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "data.h5"
-    build(path)
+    path = history_file
     original = digest(path)
     copy_slots = compact_module._Copier.copy_slots
 
@@ -285,9 +295,8 @@ def test_a_bad_copy_is_caught_before_the_rename(tmp_path: Path,
     assert sorted(os.listdir(tmp_path)) == ["data.h5"]
 
 
-def test_an_interrupted_commit_is_undone_first(tmp_path: Path) -> None:
-    path = tmp_path / "data.h5"
-    build(path)
+def test_an_interrupted_commit_is_undone_first(history_file: Path, tmp_path: Path) -> None:
+    path = history_file
     before = everything(path)
     journal = JournalFile(str(path))  # a writer that dies after overwriting the superblock
     journal.seek(0)
@@ -299,9 +308,8 @@ def test_an_interrupted_commit_is_undone_first(tmp_path: Path) -> None:
     assert everything(path) == before
 
 
-def test_kill_9_while_compacting(tmp_path: Path) -> None:
-    path = tmp_path / "data.h5"
-    build(path)
+def test_kill_9_while_compacting(history_file: Path, tmp_path: Path) -> None:
+    path = history_file
     before = everything(path)
     original = digest(path)
     script = textwrap.dedent(f"""
@@ -334,11 +342,10 @@ def test_kill_9_while_compacting(tmp_path: Path) -> None:
 
 
 # -- command line ---------------------------------------------------------------------------------
-def test_cli_gc(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_gc(history_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from h5forge.cli.main import main
 
-    path = tmp_path / "data.h5"
-    build(path)
+    path = history_file
     before = everything(path)
     out = tmp_path / "out.h5"
     assert main(["versions", "gc", str(path), "-o", str(out), "--no-progress"]) == 0
