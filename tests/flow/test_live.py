@@ -99,7 +99,9 @@ def test_a_grid_scan_with_two_keys_and_a_late_key(tmp_path, spawn):  # noqa: F81
 
 def test_a_stalled_writer_ends_the_run_with_an_error_and_keeps_the_rows(tmp_path, spawn):  # noqa: F811,E501
     scan = tmp_path / "scan.h5"
-    spawn("live", scan, "--count", 5, "--interval", 0.02, "--stall", 30, "--no-finish")
+    writer = spawn("live", scan, "--count", 5, "--interval", 0.02, "--stall", 30,
+                   "--no-finish")
+    writer.wait_for("swmr")  # the file exists: a slow start under load is not the stall
     config = write_config(tmp_path, LIVE.replace("timeout: 10", "timeout: 1"))
     began = time.monotonic()
     with pytest.raises(FlowError, match=r"no new frame in .*scan\.h5 for 1 s .*entry/finished"):
