@@ -389,3 +389,21 @@ def test_a_versioned_group_of_a_file(tmp_path: Path) -> None:
         np.testing.assert_array_equal(f["raw/adc"][()], np.arange(1000, dtype="i2"))
         with VersionedFile(f["cal"]) as vf:
             assert _snapshot.history(vf) == before
+
+
+def test_a_user_block_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        with VersionedFile(f) as vf:
+            for i in range(3):
+                with vf.stage_version(f"v{i}", timestamp=stamp(i)) as g:
+                    g["x"] = np.full(1000, float(i))
+            vf.delete_versions(["v0", "v1"])
+    with open(path, "r+b") as raw:
+        raw.write(b"#!header written by the application\n")
+    compact(path, progress=False)
+    with open(path, "rb") as raw:
+        assert raw.read(36) == b"#!header written by the application\n"
+    with VersionedFile(path, "r") as vf:
+        assert vf.versions == ["v2"]
+        np.testing.assert_array_equal(vf["v2"]["x"][()], np.full(1000, 2.0))

@@ -221,12 +221,16 @@ def _live_bytes(tree: h5py.Group, live: dict[str, np.ndarray]) -> int:
 # -- writing the compact copy ---------------------------------------------------------------------
 def _write(src: h5py.File, tmp: str, live: dict[str, dict[str, np.ndarray]], bar: Any) -> None:
     gcpl = h5py.h5g.open(src.id, b".").get_create_plist()
-    with h5py.File(tmp, "w", libver=src.libver,
+    userblock = src.userblock_size
+    with h5py.File(tmp, "w", libver=src.libver, userblock_size=userblock,
                    track_order=bool(gcpl.get_link_creation_order())) as dst:
         copier = _Copier(live, bar)
         copier.memo[_address(src)] = dst
         copier.attrs(src, dst)
         copier.members(src, dst, tree=None)
+    if userblock:  # bytes before the HDF5 data, which HDF5 leaves to the application
+        with open(src.filename, "rb") as old, open(tmp, "r+b") as new:
+            new.write(old.read(userblock))
 
 
 class _Copier:
