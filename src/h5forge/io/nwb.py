@@ -347,7 +347,10 @@ def configure_nwbfile(nwbfile: Any, plan: BackendConfiguration | str | os.PathLi
                 f"for another file?); datasets here: {_list(found)}; make the plan with "
                 f"h5forge.io.get_default_configuration(nwbfile)")
         dataset = found[location]
-        entry.check_data(dataset.shape, dataset.dtype, location)
+        try:
+            entry.check_data(dataset.shape, dataset.dtype, location)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{exc} (a plan made for another file?)") from None
         entries[location] = entry
     for location, dataset in found.items():
         if location not in entries:
