@@ -295,6 +295,30 @@ def test_a_bad_copy_is_caught_before_the_rename(history_file: Path, tmp_path: Pa
     assert sorted(os.listdir(tmp_path)) == ["data.h5"]
 
 
+def test_a_wrong_chunk_map_is_caught_before_the_rename(history_file: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = history_file
+    original = digest(path)
+    renumber = compact_module._Copier.renumber
+    calls = {"n": 0}
+
+    def off_by_one(self, node, old, new, tree, delta):
+        renumber(self, node, old, new, tree, delta)
+        values = np.array(new[()])
+        if delta or not values.ndim or not (values >= 0).any():
+            return
+        calls["n"] += 1
+        if calls["n"] == 3:  # one map names the next slot
+            values[values >= 0] += 1
+            new[...] = values
+
+    monkeypatch.setattr(compact_module._Copier, "renumber", off_by_one)
+    with pytest.raises(CorruptFileError, match="maps the chunks of .* differently"):
+        compact(path, progress=False)
+    assert digest(path) == original
+    assert sorted(os.listdir(tmp_path)) == ["data.h5"]
+
+
 def test_an_interrupted_commit_is_undone_first(history_file: Path, tmp_path: Path) -> None:
     path = history_file
     before = everything(path)

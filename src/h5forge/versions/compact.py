@@ -432,9 +432,12 @@ def _runs(slots: np.ndarray) -> list[tuple[int, int]]:
 
 # -- checking the copy before it replaces the original --------------------------------------------
 def _verify(src: h5py.File, tmp: str, live: dict[str, dict[str, np.ndarray]]) -> None:
-    """Every live chunk of the copy equals the original's, slot for slot (values compared)."""
+    """The copy holds every version of the original: the same versions in the same order,
+    every live chunk equal to the original's, slot for slot (values compared), and every
+    version's resolved chunk maps naming the new slots of the same chunks."""
     with h5py.File(tmp, "r") as out:
         for tree, pools in live.items():
+            _verify_maps(src[tree], out[tree], pools, tmp)
             for key, slots in pools.items():
                 old = src[tree]["pools"][key]
                 new = out[tree]["pools"][key]
@@ -451,6 +454,43 @@ def _verify(src: h5py.File, tmp: str, live: dict[str, dict[str, np.ndarray]]) ->
                                                    f"original; {src.filename} was not "
                                                    f"changed")
                         j += last - first
+
+
+def _verify_maps(old: h5py.Group, new: h5py.Group, live: dict[str, np.ndarray],
+                 tmp: str) -> None:
+    def bad(what: str) -> CorruptFileError:
+        return CorruptFileError(f"{tmp}: the compacted copy of {old.name} {what}; "
+                                f"{old.file.filename} was not changed")
+
+    remaps = {}
+    for key, slots in live.items():
+        remap = np.full(_pool_slots(old["pools"][key]), -1, dtype=np.int64)
+        remap[slots] = np.arange(len(slots), dtype=np.int64)
+        remaps[key] = remap
+    if list(old["versions"]) != list(new["versions"]):
+        raise bad("lists other versions")
+    caches: tuple[dict, dict] = ({}, {})
+    seen: set = set()
+
+    def walk(a: h5py.Group, b: h5py.Group, where: str) -> None:
+        if _address(a) in seen:
+            return
+        seen.add(_address(a))
+        if META in a.attrs:
+            slots = read_map(a, caches[0])
+            expected = np.where(slots >= 0, remaps[_node_pool(a)][np.maximum(slots, 0)], -1)
+            got = read_map(b, caches[1])
+            if META not in b.attrs or a.attrs[META] != b.attrs[META] or \
+                    got.shape != expected.shape or not np.array_equal(got, expected):
+                raise bad(f"maps the chunks of {where} differently")
+            return
+        if list(a) != list(b):
+            raise bad(f"has other members in {where}")
+        for name in a:
+            walk(a[name], b[name], f"{where}/{name}")
+
+    for version in old["versions"]:
+        walk(old["versions"][version]["root"], new["versions"][version]["root"], version)
 
 
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
