@@ -15,9 +15,11 @@ versions gc FILE``) writes the file again with
   soft and external links, and any plain data beside the versioned tree(s).
 
 Crash safety: the new file is written aside (``.h5forge-gc-*`` in the same directory), checked
-(every live chunk compared with the original, unless ``verify=False``), synced, then renamed
-over the original in one step; the writer lock of the file is held throughout, so no commit
-can happen in between. Killed at any point, the original file is intact.
+(unless ``verify=False``: every live chunk compared with the original's, and every version's
+resolved chunk maps with the original's, renumbered), synced, then renamed over the original
+in one step; the writer lock of the file is held throughout, so no commit can happen in
+between. Killed at any point, the original file is intact (a partial ``.h5forge-gc-*`` copy
+may be left to delete).
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ def compact(path: _h5.PathLike, out: _h5.PathLike | None = None, *, overwrite: b
     copy goes to ``out`` (``overwrite=True`` to replace an existing file) and ``path`` is left
     as it is. The file must not be open for writing (the writer lock is taken: a second writer
     gets :class:`~h5forge.versions.journal.FileLockedError`); readers that have it open keep
-    reading the old copy. ``verify`` compares every copied chunk with the original before the
-    rename; ``progress`` shows a bar (default: when stderr is a terminal).
+    reading the old copy. ``verify`` compares every copied chunk and every version's chunk
+    maps with the original before the rename; ``progress`` shows a bar (default: when stderr
+    is a terminal).
     """
     if not _h5.is_path(path):
         raise _h5.TargetError(f"compact takes the path of a versioned file (the file is "
