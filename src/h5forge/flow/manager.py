@@ -37,7 +37,7 @@ from h5forge.flow.objects import Generator, LoopGenerator, Resource, Stage
 from h5forge.flow.refs import dereference_chain
 from h5forge.io.progress import progress_bar
 
-__all__ = ["run", "RunSummary", "BUILTINS", "drop_tables"]
+__all__ = ["run", "RunSummary", "BUILTINS", "drop_tables", "is_h5flow_class"]
 
 #: Classes a config may name without a path (h5flow's two built-in modules among them).
 BUILTINS: dict[str, type] = {"LoopGenerator": LoopGenerator,
