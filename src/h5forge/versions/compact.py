@@ -38,7 +38,7 @@ from h5forge.errors import CorruptFileError, NodeExistsError, NodeNotFoundError,
 from h5forge.io.progress import progress_bar
 from h5forge.versions.chunks import META, DatasetMeta, read_map
 from h5forge.versions.file import DATA_GROUP
-from h5forge.versions.journal import JournalFile, journal_path, recover
+from h5forge.versions.journal import WriterLock, journal_path, recover
 from h5forge.versions.pool import pool_key
 
 __all__ = ["compact", "CompactSummary", "sync_path"]
@@ -95,7 +95,7 @@ def compact(path: _h5.PathLike, out: _h5.PathLike | None = None, *, overwrite: b
         raise NodeExistsError(f"{target} exists; pass overwrite=True (--overwrite) to "
                               f"replace it")
     recover(source_path)  # a commit killed half-way: back to the last complete one first
-    lock = JournalFile(source_path)  # the writer lock: no commit while we copy
+    lock = WriterLock(source_path)  # no commit while we copy
     tmp = os.path.join(os.path.dirname(os.path.abspath(target)),
                        f".h5forge-gc-{uuid.uuid4().hex}-{os.path.basename(target)}")
     try:
@@ -123,7 +123,7 @@ def compact(path: _h5.PathLike, out: _h5.PathLike | None = None, *, overwrite: b
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-        lock.close()
+        lock.release()
     return CompactSummary(
         path=source_path, out=target, bytes_before=before,
         bytes_after=os.path.getsize(target), slots_before=slots_before,
