@@ -93,7 +93,7 @@ from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
     timed,
 )
 
-CASES = ("poll", "latency", "static")
+CASES = ("poll", "latency", "static", "direct")
 POLL_KEYS = (1_000, 100_000, 1_000_000)
 LATENCY_FRAME = (64, 64)
 STATIC_FRAME = (16, 16)
@@ -639,6 +639,20 @@ def read_swmr_keyfollower(path, timeout, interval, eat):
     return "ok"
 
 
+def read_compat_datasource(path, timeout, interval, eat):
+    """swmr-tools' DataSource code, run on h5forge.follow.compat."""
+    compat = import_from_checkout("h5forge.follow.compat")
+    with open_swmr(path) as f:
+        source = compat.DataSource([f["keys"]], {"img": f["data"]}, timeout=timeout,
+                                   finished_dataset=f["finished"])
+        for out in source:
+            eat(out.index, out["img"])
+        if not source.is_scan_finished() or source.has_timed_out():
+            raise CheckError(f"ended with finished={source.is_scan_finished()}, "
+                             f"timed_out={source.has_timed_out()}")
+    return "ok"
+
+
 def read_plain(path, timeout, interval, eat):
     with open_swmr(path) as f:
         ds = f["data"]
@@ -658,6 +672,7 @@ STATIC_READERS = (
     ("h5forge Follower + FrameReader", read_h5forge_follower, ("Follower", "FrameReader"),
      False),
     ("swmr-tools DataSource", read_swmr_datasource, (), True),
+    ("h5forge.follow.compat DataSource", read_compat_datasource, ("Follower",), False),
     ("swmr-tools KeyFollower + FrameReader", read_swmr_keyfollower, (), True),
     ("plain h5py loop ds[i] (reference)", read_plain, (), False),
 )
@@ -710,6 +725,7 @@ def case_static(args, workdir):
     print("targets / ratios:")
     by_label = {r["label"]: r for r in readers}
     for ours, peer in (("h5forge frames()", "swmr-tools DataSource"),
+                       ("h5forge.follow.compat DataSource", "swmr-tools DataSource"),
                        ("h5forge Follower + FrameReader", "swmr-tools KeyFollower + FrameReader"),
                        ("h5forge frames()", "plain h5py loop ds[i] (reference)")):
         a, b = by_label[ours], by_label[peer]
@@ -719,6 +735,97 @@ def case_static(args, workdir):
         else:
             shown = "n/a"
         print(f"  info  {ours} frames/s / {peer}'s: {shown}")
+    os.remove(path)
+
+
+# ----------------------------------------------------------------------------- case 4: direct
+
+
+DIRECT_FRAME = (256, 256)
+
+
+def write_direct_file(path, n):
+    """``n`` blosc-compressed (lz4, shuffle) 256x256 uint16 frames of small noise, chunks one
+    frame: each chunk really compressed (filter mask 0), so swmr-tools' direct read works."""
+    import hdf5plugin
+
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w", libver="latest") as f:
+        ds = f.create_dataset("data", shape=(n,) + DIRECT_FRAME, dtype="u2",
+                              chunks=(1,) + DIRECT_FRAME,
+                              **hdf5plugin.Blosc(cname="lz4", clevel=5,
+                                                 shuffle=hdf5plugin.Blosc.SHUFFLE))
+        for start in range(0, n, 100):
+            block = rng.integers(0, 64, size=(min(100, n - start),) + DIRECT_FRAME, dtype="u2")
+            block[:, 0, 0] = np.arange(start, start + len(block)) % 65536
+            ds[start:start + len(block)] = block
+        assert ds.id.read_direct_chunk((0, 0, 0))[0] == 0, "chunk stored unfiltered"
+    return sum(i % 65536 for i in range(n))
+
+
+def direct_readers():
+    compat = import_from_checkout("h5forge.follow.compat")
+
+    n_all = 1 << 40  # "every frame is ready", as a follower's poll would say
+
+    def _per_reader(reader, **ready):
+        return lambda i: reader.read_frame(i, **ready)[0]
+
+    return (  # h5forge readers are told every frame is ready (else each new index refreshes)
+        ("h5forge FrameReader (direct=None: direct here)", lambda ds: _per_reader(
+            H5F.FrameReader(ds, 1), ready=n_all), False),
+        ("h5forge FrameReader direct=False (HDF5 filters)", lambda ds: _per_reader(
+            H5F.FrameReader(ds, 1, direct=False), ready=n_all), False),
+        ("compat FrameReader use_direct_chunk=True", lambda ds: _per_reader(
+            compat.FrameReader(ds, 1, use_direct_chunk=True), ready=n_all), False),
+        ("swmr-tools FrameReader use_direct_chunk=True", lambda ds: _per_reader(
+            SWMR.FrameReader(ds, 1, use_direct_chunk=True)), True),
+        ("swmr-tools FrameReader (HDF5 filters)", lambda ds: _per_reader(
+            SWMR.FrameReader(ds, 1)), True),
+        ("plain h5py ds[i] (reference)", lambda ds: ds.__getitem__, False),
+    )
+
+
+def case_direct(args, workdir):
+    n = max(args.frames // 50, 50)
+    path = os.path.join(workdir, "direct.h5")
+    seconds, expected = timed(write_direct_file, path, n)
+    rows, best = [], {}
+    for label, make, needs_swmr in direct_readers():
+        if needs_swmr and SWMR_MISSING:
+            rows.append([label, "n/a", "n/a", "n/a", SWMR_MISSING])
+            continue
+        times = []
+        try:
+            for _ in range(args.repeat):
+                with open_swmr(path) as f:
+                    read = make(f["data"])
+
+                    def run_all():
+                        total = 0
+                        for i in range(n):
+                            total += int(read(i).flat[0])
+                        return total
+
+                    elapsed, total = timed(run_all)
+                if total != expected:
+                    raise CheckError(f"checksum {total} (expected {expected})")
+                times.append(elapsed)
+        except Exception as exc:
+            rows.append([label, "n/a", "n/a", "n/a", report_failure(f"direct {label}", exc)])
+            continue
+        best[label] = min(times)
+        rows.append([label, fmt_time(best[label] / n), fmt_rate(n / best[label]), None, "ok"])
+    ref = best.get("swmr-tools FrameReader use_direct_chunk=True")
+    for row in rows:
+        if row[3] is None:
+            row[3] = fmt_ratio(ratio(ref, best[row[0]])) if ref else "n/a"
+    print_table(f"[4] direct chunk reads: {n:,} blosc (lz4, shuffle) frames of "
+                f"{DIRECT_FRAME[0]}x{DIRECT_FRAME[1]} uint16, chunks one frame (written in "
+                f"{seconds:.1f} s); every frame read once per run, best of {args.repeat}.\n"
+                f"    'vs swmr-tools direct' = its time per frame / this reader's (> 1: faster "
+                f"than swmr-tools' direct reads)",
+                ["reader", "per frame", "frames/s", "vs swmr-tools direct", "note"], rows)
     os.remove(path)
 
 
@@ -795,8 +902,8 @@ def main(argv=None):
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_follow_", dir=args.tmpdir) as workdir:
         for case in args.cases:
-            {"poll": case_poll, "latency": case_latency, "static": case_static}[case](args,
-                                                                                  workdir)
+            {"poll": case_poll, "latency": case_latency, "static": case_static,
+             "direct": case_direct}[case](args, workdir)
     print(f"\ntotal time {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -240,9 +240,13 @@ class FrameReader:
     def dataset(self) -> Any:
         return self._reader.dataset
 
-    def read_frame(self, index: int, force_refresh: bool = False
+    def read_frame(self, index: int, force_refresh: bool = False, *, ready: int | None = None
                    ) -> tuple[np.ndarray, tuple[slice, ...]]:
-        frame, selection = self._reader.read_frame(index, refresh=force_refresh)
+        """``(frame, slices)`` of flat ``index``. The dataset is refreshed when forced, and
+        (unlike swmr_tools, which would read a stale chunk index) whenever ``index`` is past
+        what the last refresh covered; ``ready`` (h5forge's addition): how many frames the
+        keys showed complete, so that one refresh covers them all."""
+        frame, selection = self._reader.read_frame(index, ready, refresh=force_refresh)
         position = selection[:self.scan_rank]
         frame = np.asarray(frame)
         return (frame.reshape((1,) * self.scan_rank + frame.shape),
@@ -287,16 +291,17 @@ class DataSource:
             self.max_index = self.kf.current_max
             force_refresh = True
         output = SliceDict()
+        ready = self.kf.current_max + 1
         for name, reader in self.frame_readers.items():
-            frame, slices = reader.read_frame(index, force_refresh=force_refresh)
+            frame, slices = reader.read_frame(index, force_refresh=force_refresh, ready=ready)
             output[name] = frame
             if output.slice_metadata is None:
                 output.slice_metadata, output.maxshape, output.index = (
                     slices, self.kf.maxshape, index)
         for name, readers in self.interleaved_frame_readers.items():
             n = len(readers)
-            frame, slices = readers[index % n].read_frame(index // n,
-                                                          force_refresh=force_refresh)
+            frame, slices = readers[index % n].read_frame(
+                index // n, force_refresh=force_refresh, ready=-(-ready // n))
             output[name] = frame
             if output.slice_metadata is None:
                 output.slice_metadata = (slice(index, index + 1), *slices[1:])
