@@ -68,7 +68,7 @@ import h5py
 import numpy as np
 
 MB = 10**6  # chunk and buffer targets are given in MB/GB of 10**6/10**9 bytes
-SECTIONS = ("write", "chunks")
+SECTIONS = ("write", "chunks", "compress")
 WINDOW_ROWS = 30_000  # one second at 30 kHz
 
 # The shapes of section 2: (label, shape, dtype).
@@ -442,6 +442,201 @@ def section_write(args, workdir):
         report_target("h5forge peak RSS and largest block", "not measured", None)
 
 
+# ----------------------------------------------------------------------------- section 3
+
+
+COMPRESS_METHODS = (("gzip", {"level": 4}), ("zstd", {"clevel": 3}))
+_NOISE_ROWS = 1 << 16  # rows in the noise table blocks are gathered from
+
+
+class NoiseSource:
+    """An array-like of ``(rows, cols)`` int16 "recording" data: a slow sine per channel plus
+    Gaussian noise (sigma 20), about as compressible as extracellular recordings (gzip-4 keeps
+    ~half). Rows are gathered from a fixed 65,536-row table (seeded) plus a per-repeat offset,
+    so any block is cheap to make and the same everywhere; times its generating."""
+
+    def __init__(self, shape, dtype="int16"):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        rng = np.random.default_rng(20260601)
+        cols = shape[1]
+        period = rng.integers(500, 5000, size=cols)[None, :]
+        self.table = np.empty((_NOISE_ROWS, cols), dtype=self.dtype)
+        for start in range(0, _NOISE_ROWS, 4096):  # small temporaries: RSS is measured
+            t = np.arange(start, start + 4096)[:, None]
+            part = 200 * np.sin(2 * np.pi * t / period) + rng.normal(0, 20, (4096, cols))
+            self.table[start:start + 4096] = part.round()
+        self.generate_s = 0.0
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        rows, cols = key
+        start = time.perf_counter()
+        index = np.arange(rows.start, rows.stop)
+        block = self.table[index % _NOISE_ROWS, cols]
+        block += (index // _NOISE_ROWS % 7).astype(self.dtype)[:, None]
+        self.generate_s += time.perf_counter() - start
+        return block
+
+
+def compress_plan(shape, method, options, buffer_gb):
+    chunks, buffer = write_plan(shape, np.dtype("int16"), buffer_gb)
+    return DatasetConfiguration("data", "int16", shape, chunk_shape=chunks, buffer_shape=buffer,
+                                compression_method=method, compression_options=options)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child_compress(spec: dict) -> dict:
+    """One run of section 3 in a fresh process: ``spec`` = op (write/repack), side
+    (h5py/h5forge), method, options, threads, path, src, shape, buffer_gb."""
+    from h5forge.io import BackendConfiguration, repack
+    from h5forge.io.write import buffer_slices
+
+    shape = tuple(spec["shape"])
+    config = compress_plan(shape, spec["method"], spec["options"], spec["buffer_gb"])
+    source = NoiseSource(shape)
+    path, blocks = spec["path"], list(buffer_slices(shape, config.buffer_shape))
+    result: dict[str, Any] = {"nbytes": config.full_size, "buffer_bytes": config.buffer_size,
+                              "chunks": list(config.chunk_shape)}
+    if spec["op"] == "write" and spec["side"] == "h5py":
+        def run():
+            with h5py.File(path, "w") as f:
+                dset = f.create_dataset("data", shape=shape, dtype="int16",
+                                        **config.h5py_kwargs())
+                for block in blocks:
+                    dset[block] = source[block]
+    elif spec["op"] == "write":
+        def run():
+            with h5py.File(path, "w") as f:
+                write_dataset(f, "data", source, config, progress=False,
+                              threads=spec["threads"])
+    elif spec["side"] == "h5py":
+        def run():
+            with h5py.File(spec["src"], "r") as f, h5py.File(path, "w") as out:
+                src = f["data"]
+                dset = out.create_dataset("data", shape=shape, dtype="int16",
+                                          **config.h5py_kwargs())
+                for block in blocks:
+                    dset[block] = src[block]
+    else:
+        def run():
+            repack(spec["src"], path, BackendConfiguration({"data": config}), progress=False,
+                   threads=spec["threads"], overwrite=True)
+    rss_before = max_rss_bytes()
+    cpu_before = _cpu_seconds()
+    seconds, _ = timed(run)
+    result.update(seconds=seconds, max_rss=max_rss_bytes(), rss_before=rss_before,
+                  cpu_s=_cpu_seconds() - cpu_before,
+                  generate_s=source.generate_s if spec["op"] == "write" else 0.0)
+    # identical decompressed data: every block read back through h5py's own filter pipeline
+    with h5py.File(path, "r") as f:
+        dset = f["data"]
+        result["stored_bytes"] = dset.id.get_storage_size()
+        for block in blocks:
+            if not np.array_equal(dset[block], source[block]):
+                raise AssertionError(f"rows {block[0].start}:{block[0].stop} differ")
+    result["check"] = "identical"
+    return result
+
+
+def run_compress_child(spec: dict) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "compress",
+           "--spec", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and lines:
+        try:
+            return json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+    tail = (proc.stderr.strip().splitlines() or lines or ["no output"])[-1]
+    return {"error": f"exit {proc.returncode}: {tail}"[:300]}
+
+
+def load_line() -> str:
+    try:
+        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + \
+            f" on {os.cpu_count()} cores"
+    except OSError:
+        return "load average n/a"
+
+
+def section_compress(args, workdir):
+    shape = (max(1, round(args.compress_gb * 1e9 / (256 * 2))), 256)
+    threads = sorted(set(args.threads))
+    print(f"\n[3] compression on every core: {shape[0]:,} x 256 int16 "
+          f"({math.prod(shape) * 2 / 1e9:.2f} GB) of noisy sine 'recording' data, default "
+          f"chunks, buffer {args.buffer_gb} GB; threads {threads}.\n    Each run in its own "
+          f"process; output verified block by block through h5py's normal read (identical "
+          f"data).\n    before: {load_line()}")
+    summary = []
+    for method, options in COMPRESS_METHODS:
+        config = compress_plan(shape, method, options, args.buffer_gb)
+        src = os.path.join(workdir, f"compress_src_{method}.h5")
+        results = []
+        for op in ("write", "repack"):
+            sides = [("h5py", None)] + [("h5forge", t) for t in threads]
+            for side, t in sides:
+                path = src if (op, side) == ("write", "h5py") else \
+                    os.path.join(workdir, f"compress_{op}_{side}_{t}.h5")
+                spec = {"op": op, "side": side, "method": method, "options": options,
+                        "threads": t, "path": path, "src": src, "shape": list(shape),
+                        "buffer_gb": args.buffer_gb}
+                if op == "repack" and not os.path.exists(src):
+                    r = {"error": "no source (its h5py write failed)"}
+                else:
+                    r = run_compress_child(spec)
+                if path != src:
+                    remove(path)
+                results.append((op, side, t, r))
+        remove(src)
+        headers = ["op", "writer", "threads", "time", "MB/s", "vs h5py", "vs 1 thread",
+                   "CPU s", "cores busy", "generating", "stored", "peak RSS", "check"]
+        rows = []
+        limit = 1.5 * config.buffer_size + 200 * MB
+        for op in ("write", "repack"):
+            ref = next((r for o, s, _, r in results if o == op and s == "h5py"), {})
+            one = next((r for o, s, t, r in results if o == op and s == "h5forge" and t == 1),
+                       {})
+            for o, side, t, r in results:
+                if o != op:
+                    continue
+                if "error" in r:
+                    rows.append([op, side, t or "-", "n/a"] + [""] * 8 + [r["error"]])
+                    continue
+                speed = r["nbytes"] / r["seconds"]
+                vs = ratio(ref.get("seconds"), r["seconds"])
+                rows.append([op, "h5py filter pipeline" if side == "h5py" else
+                             "h5forge", t or "-", f"{r['seconds']:.1f} s",
+                             f"{speed / MB:,.0f}", fmt_ratio(vs),
+                             fmt_ratio(ratio(one.get("seconds"), r["seconds"]))
+                             if side == "h5forge" else "",
+                             f"{r['cpu_s']:.1f}", f"{r['cpu_s'] / r['seconds']:.2f}",
+                             f"{r['generate_s']:.1f} s" if op == "write" else "-",
+                             f"{r['stored_bytes'] / r['nbytes']:.2f}",
+                             fmt_mb(r["max_rss"]), r["check"]])
+                if side == "h5forge":
+                    summary.append((method, op, t, vs, r["max_rss"] <= limit, r["max_rss"]))
+        print_table(f"[3] {method} {options}: chunks {fmt_shape(config.chunk_shape)} "
+                    f"({fmt_mb(config.chunk_size)}), buffer {fmt_shape(config.buffer_shape)} "
+                    f"({fmt_mb(config.buffer_size)}); 'stored' = stored / raw bytes", headers,
+                    rows)
+    print(f"    after: {load_line()}")
+    print("targets:")
+    limit = 1.5 * args.buffer_gb * 1e9 + 200 * MB
+    best = max(threads)
+    for method, op, t, vs, rss_ok, rss in summary:
+        if t == best:
+            report_target(f"{method} {op} on {t} threads >= 1.8x h5py's filter pipeline",
+                          fmt_ratio(vs), vs is not None and vs >= 1.8)
+    worst = max((rss for *_, rss in summary), default=None)
+    report_target(f"h5forge peak RSS <= 1.5 x buffer + 200 MB = {fmt_mb(limit)}",
+                  fmt_mb(worst), worst is not None and all(ok for *_, ok, _ in summary))
+
+
 # ----------------------------------------------------------------------------- section 2
 
 
@@ -625,8 +820,8 @@ def section_chunks(args, workdir):
 # ----------------------------------------------------------------------------- main
 
 
-FULL = {"size_gb": 4.0, "repeat": 1}
-QUICK = {"size_gb": 0.5, "repeat": 1}
+FULL = {"size_gb": 4.0, "repeat": 1, "compress_gb": 2.0}
+QUICK = {"size_gb": 0.5, "repeat": 1, "compress_gb": 0.25}
 
 
 def parse_args(argv=None):
@@ -657,13 +852,21 @@ def parse_args(argv=None):
     parser.add_argument("--dir", default=None, help="where to write the files (default: a "
                                                     "temporary directory in the system temp dir)")
     # internal: one side of section 1, run in a subprocess
-    parser.add_argument("--child", choices=("write-h5forge", "write-h5py"), help=argparse.SUPPRESS)
+    parser.add_argument("--compress-gb", type=float,
+                        help="section 3 data size in GB (default 2; --quick: 0.25)")
+    parser.add_argument("--threads", type=int, nargs="+",
+                        help="section 3 thread counts (default: 1, 2, ..., os.cpu_count())")
+    parser.add_argument("--child", choices=("write-h5forge", "write-h5py", "compress"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name, default in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:
             setattr(args, name, default)
+    if args.threads is None:
+        args.threads = list(range(1, (os.cpu_count() or 1) + 1))
     return args
 
 
@@ -675,6 +878,9 @@ def print_environment():
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.child == "compress":
+        print(json.dumps(child_compress(json.loads(args.spec))))
+        return 0
     if args.child:
         shape = tuple(int(n) for n in args.shape.split(","))
         result = child_write(args.child, args.path, shape, args.dtype, args.buffer_gb,
@@ -688,6 +894,8 @@ def main(argv=None):
             section_write(args, workdir)
         if "chunks" in args.sections:
             section_chunks(args, workdir)
+        if "compress" in args.sections:
+            section_compress(args, workdir)
     print(f"\ntotal time {time.perf_counter() - started:.0f} s")
     return 0
 
