@@ -378,8 +378,8 @@ def test_h5dump_reads_threaded_chunks(tmp_path):
     path = tmp_path / "t.h5"
     with h5py.File(path, "w") as f:
         for name in ("d", "ref"):
-            f.create_dataset(name, shape=SIGNAL.shape, dtype="i4", chunks=CHUNK,
-                                    shuffle=True, compression="gzip", fletcher32=True)
+            f.create_dataset(name, shape=SIGNAL.shape, dtype="i4", chunks=CHUNK, shuffle=True,
+                             compression="gzip", fletcher32=True)
         with ChunkPool(2) as pool:
             ChunkWriter(f["d"], pool, 10**6).write((slice(0, 203), slice(0, 37)), SIGNAL)
         f["ref"][...] = SIGNAL
@@ -391,3 +391,17 @@ def test_h5dump_reads_threaded_chunks(tmp_path):
 
     assert dump("/d") == dump("/ref")
     assert f"(0,0): {SIGNAL[0, 0]}, {SIGNAL[0, 1]}," in dump("/d")
+
+
+def test_data_of_another_dtype_is_converted_by_hdf5(tmp_path):
+    """HDF5 saturates an int64 that does not fit int16 where numpy would wrap: a block whose
+    dtype differs from the dataset's keeps HDF5's conversion."""
+    data = np.array([[70000, -70000, 5, 6]] * 8, dtype="i8")
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        dset = f.create_dataset("d", shape=data.shape, dtype="i2", chunks=(4, 4),
+                                compression="gzip")
+        with ChunkPool(2) as pool:
+            writer = ChunkWriter(dset, pool, 10**6)
+            writer.write((slice(0, 8), slice(0, 4)), data)
+        assert "converted" in writer.report.reason and writer.report.blocks_pipeline == 1
+        assert dset[0].tolist() == [32767, -32768, 5, 6]

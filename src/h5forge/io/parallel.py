@@ -483,18 +483,26 @@ class ChunkWriter:
         return all(s.start % c == 0 and (s.stop % c == 0 or s.stop == n)
                    for s, c, n in zip(region, self.pipeline.chunk_shape, self.dset.shape))
 
+    def _why_not(self, region: tuple[slice, ...], data: np.ndarray) -> str:
+        """Why this block cannot be written as whole chunks ('' when it can)."""
+        if self.pipeline is None:
+            return "no threaded pipeline"
+        if not self._aligned(region) or data.shape != tuple(s.stop - s.start for s in region):
+            return "a block not aligned to the chunks"
+        if data.dtype != self.pipeline.dtype:  # HDF5's conversion rules, not numpy's
+            return f"{data.dtype} data converted to {self.pipeline.dtype}"
+        return ""
+
     def write(self, region: tuple[slice, ...], data: np.ndarray) -> None:
         """``dset[region] = data``; returns once every chunk is stored (``data`` is free)."""
-        if self.pipeline is None or not self._aligned(region) or data.shape != tuple(
-                s.stop - s.start for s in region):
+        why = self._why_not(region, data)
+        if why:
             if self.pipeline is not None and not self.report.reason:
-                self.report.reason = "a block not aligned to the chunks"
-                logger.info("%s: a block not aligned to the chunks goes through HDF5's filter "
-                            "pipeline", self.dset.name)
+                self.report.reason = why
+                logger.info("%s: %s goes through HDF5's filter pipeline", self.dset.name, why)
             self.dset[region] = data
             self.report.blocks_pipeline += 1
             return
-        data = np.asarray(data, dtype=self.pipeline.dtype)
         chunks = self.pipeline.chunk_shape
         pending: collections.deque = collections.deque()
         dsetid = self.dset.id
