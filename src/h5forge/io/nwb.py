@@ -40,6 +40,7 @@ __all__ = [
     "find_nwb_datasets",
     "get_default_nwb_configuration",
     "configure_nwbfile",
+    "plan_from_neuroconv",
 ]
 
 #: Float datasets that hold times (monotonic, or nearly): shuffle before compressing.
@@ -373,4 +374,86 @@ def configure_nwbfile(nwbfile: Any, plan: BackendConfiguration | str | os.PathLi
             dataset.container.transform(lambda _old, new=wrapped: new)
         else:
             dataset.container.fields[dataset.field] = wrapped
+    return BackendConfiguration(entries)
+
+
+def _neuroconv_compression(config: Any, where: str) -> tuple[Any, Any, tuple[str, ...]]:
+    """(method, options, filters) from a NeuroConv HDF5 dataset configuration: ``compressors``
+    and ``compressor_options`` (NeuroConv 0.10), or ``compression_method`` and
+    ``compression_options`` (earlier)."""
+    from h5forge.io.compression import AVAILABLE_COMPRESSION_METHODS, _plugin_options
+
+    compressors = getattr(config, "compressors", None)
+    if compressors is not None or hasattr(config, "compressor_options"):
+        compressors = list(compressors or [])
+        options = list(getattr(config, "compressor_options", None) or [None] * len(compressors))
+    else:
+        method = getattr(config, "compression_method", None)
+        compressors = [] if method is None else [method]
+        options = [getattr(config, "compression_options", None)]
+    method, method_options, filters = None, None, []
+    for compressor, opts in zip(compressors, options):
+        if compressor in ("shuffle", "fletcher32"):
+            if compressor == "fletcher32":
+                raise ConfigurationError(f"{where}: h5forge plans have no fletcher32 checksum; "
+                                         f"take it out of NeuroConv's compressors first")
+            filters.append("shuffle")
+            continue
+        if isinstance(compressor, str):
+            method = compressor
+            opts = dict(opts or {})
+            if method == "gzip" and opts:  # NeuroConv passes the one value by position
+                opts = {"level": next(iter(opts.values()))}
+            elif method == "szip" and opts:
+                coding, pixels = next(iter(opts.values()))
+                opts = {"coding": coding, "pixels_per_block": pixels}
+            method_options = opts or None
+            continue
+        filter_id = getattr(compressor, "filter_id", None)  # an hdf5plugin filter object
+        by_id = {m.filter_id: m for m in AVAILABLE_COMPRESSION_METHODS.values()}
+        if filter_id not in by_id:
+            raise ConfigurationError(f"{where}: NeuroConv's compressor {compressor!r} is not a "
+                                     f"filter h5forge knows on this machine")
+        found = by_id[filter_id]
+        method = found.name
+        method_options = _plugin_options(found, tuple(compressor.filter_options)) or None
+    return method, method_options, tuple(filters)
+
+
+def plan_from_neuroconv(nwbfile: Any, backend_configuration: Any) -> BackendConfiguration:
+    """An h5forge plan from NeuroConv's ``backend_configuration`` for the same ``nwbfile``
+    (what ``neuroconv.tools.nwb_helpers.get_default_backend_configuration(nwbfile,
+    backend="hdf5")`` gives, edited or not): the same chunks, buffers, compression and shuffle
+    for each dataset, located by its HDF5 path (NeuroConv's ``location_in_file`` of a table
+    column, e.g. ``electrodes/location/data``, is not one) and matched through the object id
+    and dataset name NeuroConv records. Datasets NeuroConv left out get h5forge's defaults
+    when the plan is applied. An object this file does not have raises
+    :class:`ConfigurationError` (a configuration made for another file)."""
+    found, skipped = find_nwb_datasets(nwbfile)
+    by_field = {(id(d.container), d.field): d for d in found.values()}
+    objects = {child.object_id: child for child in nwbfile.all_children()}
+    configurations = getattr(backend_configuration, "dataset_configurations", None)
+    if not isinstance(configurations, dict):
+        raise ConfigurationError(f"expected a NeuroConv backend configuration (with "
+                                 f"dataset_configurations), got "
+                                 f"{type(backend_configuration).__name__}")
+    entries = []
+    for nc_location, config in configurations.items():
+        container = objects.get(getattr(config, "object_id", None))
+        if container is None:
+            raise ConfigurationError(
+                f"{nc_location}: NeuroConv's configuration names object "
+                f"{getattr(config, 'object_id', None)}, which this NWB file does not have (a "
+                f"configuration made for another file?)")
+        dataset = by_field.get((id(container), config.dataset_name))
+        if dataset is None:
+            raise ConfigurationError(f"{nc_location}: not a dataset h5forge can plan in this "
+                                     f"file; {_list(skipped.values(), 3)}")
+        where = f"{dataset.location} (NeuroConv's {nc_location})"
+        method, options, filters = _neuroconv_compression(config, where)
+        chunks = None if config.chunk_shape is None else tuple(config.chunk_shape)
+        entries.append(DatasetConfiguration(
+            dataset.location, dataset.dtype, dataset.shape, chunk_shape=chunks,
+            buffer_shape=tuple(config.buffer_shape), compression_method=method,
+            compression_options=options, filter=filters))
     return BackendConfiguration(entries)
