@@ -46,8 +46,7 @@ def test_neuroconvs_datasets_are_planned_at_their_hdf5_paths(tmp_path):
     carried = plan_from_neuroconv(nwb, config)
     assert len(carried) == len(config.dataset_configurations)
     assert set(carried) < set(plan)  # h5forge also plans ids and table regions
-    for entry, (nc_location, nc) in zip(carried.values(),
-                                        config.dataset_configurations.items()):
+    for entry, nc in zip(carried.values(), config.dataset_configurations.values()):
         assert entry.full_shape == tuple(nc.full_shape)
         assert entry.chunk_shape == tuple(nc.chunk_shape)
     nwb_helpers.configure_backend(nwb, config)
