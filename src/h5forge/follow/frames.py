@@ -12,7 +12,7 @@ import numpy as np
 from h5forge.errors import FollowError
 from h5forge.follow.direct import DirectChunkReader
 from h5forge.follow.follower import Follower, KeySpec, _is_array_like, scan_shape_of
-from h5forge.follow.handles import (FollowedDataset, describe, is_swmr_reader,
+from h5forge.follow.handles import (FollowedDataset, describe, is_open, is_swmr_reader,
                                     open_dataset, refresh, usable)
 
 __all__ = ["FrameReader", "frames", "follow_frames", "scan_rank_of"]
@@ -89,7 +89,7 @@ class FrameReader:
         if index < 0:
             raise IndexError(f"frame index {index} is negative")
         position = self.position(index)
-        if refresh or (isinstance(self.dataset, FollowedDataset) and not self.dataset.id.valid):
+        if refresh or (isinstance(self.dataset, FollowedDataset) and not is_open(self.dataset)):
             self._seen = -1  # (a borrowed dataset whose owner dropped it: open it again)
         if index > self._seen or not self._inside(position):
             # The writer flushed this frame before setting its key: after a refresh every

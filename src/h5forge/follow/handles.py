@@ -29,7 +29,7 @@ from h5py import h5f, h5i, h5o
 
 from h5forge.errors import FollowError
 
-__all__ = ["open_dataset", "usable", "single", "FollowedDataset", "is_swmr_reader", "refresh",
+__all__ = ["open_dataset", "usable", "is_open", "single", "FollowedDataset", "is_swmr_reader", "refresh",
            "describe", "layout_hint"]
 
 
@@ -121,10 +121,19 @@ def _unopenable(where: str, what: str, exc: Exception) -> FollowError:
                        f"(LiveWriter does)")
 
 
+def is_open(dataset: h5py.Dataset) -> bool:
+    """Whether ``dataset``'s identifier is still open (h5py's ``valid`` is always True for
+    the locked identifiers borrowed here)."""
+    try:
+        return h5i.get_type(dataset.id) == h5i.DATASET
+    except (RuntimeError, ValueError, TypeError):
+        return False
+
+
 def usable(dataset: Any) -> Any:
     """``dataset``, or (a borrowed one whose owner dropped it) the path opened again; a
     :class:`FollowError` when an h5py dataset was closed under the follower."""
-    if not isinstance(dataset, h5py.Dataset) or dataset.id.valid:
+    if not isinstance(dataset, h5py.Dataset) or is_open(dataset):
         return dataset
     if isinstance(dataset, FollowedDataset):
         group, path, what = dataset._h5forge_source
@@ -133,13 +142,43 @@ def usable(dataset: Any) -> Any:
                       "and follow it again")
 
 
+class _Facts:
+    """What a followed h5py dataset's checks need, asked once: its file's identifier, its
+    object address, whether the file is open for SWMR reading."""
+
+    __slots__ = ("file_id", "address", "swmr")
+
+    def __init__(self, dataset: h5py.Dataset):
+        self.file_id = h5i.get_file_id(dataset.id)
+        self.address = _address(dataset.id)
+        self.swmr = bool(self.file_id.get_intent() & h5f.ACC_SWMR_READ)
+
+
+def _facts(dataset: h5py.Dataset) -> _Facts:
+    facts = getattr(dataset, "_h5forge_facts", None)
+    if facts is None:
+        facts = dataset._h5forge_facts = _Facts(dataset)
+    return facts
+
+
+# file number -> (the dataset identifiers open in it when last looked, {address: [ids]})
+_open_by_file: dict[int, tuple[frozenset[int], dict[tuple[int, int], list[int]]]] = {}
+
+
 def _others(dataset: h5py.Dataset) -> list[int]:
-    """Other identifiers open on ``dataset``'s object in this process."""
-    file_id = dataset.file.id
-    if h5f.get_obj_count(file_id, h5f.OBJ_DATASET) <= 1:
-        return []
-    target = _address(dataset.id)
-    return [i.id for i in _open_ids(file_id) if i.id != dataset.id.id and _address(i) == target]
+    """Other identifiers open on ``dataset``'s object in this process. Costs one listing of
+    the file's open dataset identifiers; their addresses are looked up only when that list
+    changed since the last call."""
+    facts = _facts(dataset)
+    listed = h5f.get_obj_ids(facts.file_id, h5f.OBJ_DATASET)
+    ids = frozenset(i.id for i in listed)
+    known = _open_by_file.get(facts.address[0])
+    if known is None or known[0] != ids:
+        by_address: dict[tuple[int, int], list[int]] = {}
+        for open_id in listed:
+            by_address.setdefault(_address(open_id), []).append(open_id.id)
+        known = _open_by_file[facts.address[0]] = (ids, by_address)
+    return [i for i in known[1].get(facts.address, ()) if i != dataset.id.id]
 
 
 def single(dataset: h5py.Dataset) -> h5py.Dataset:
@@ -166,7 +205,7 @@ def is_swmr_reader(dataset: Any) -> bool:
     """Whether ``dataset``'s file is open for SWMR reading (the only case a refresh shows
     anything new). Non-h5py objects: whether they have a ``refresh`` method."""
     if isinstance(dataset, h5py.Dataset):
-        return bool(dataset.file.id.get_intent() & h5f.ACC_SWMR_READ)
+        return _facts(dataset).swmr
     return callable(getattr(dataset, "refresh", None))
 
 
