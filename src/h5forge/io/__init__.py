@@ -30,6 +30,7 @@ from h5forge.io.estimate import (
 )
 from h5forge.io.nwb import configure_nwbfile
 from h5forge.io.plan_file import dump_plan, load_plan
+from h5forge.io.parallel import WriteReport
 from h5forge.io.repack import repack
 from h5forge.io.write import write_dataset
 
@@ -48,6 +49,7 @@ __all__ = [
     "get_compression_method",
     "write_dataset",
     "repack",
+    "WriteReport",
     "dump_plan",
     "load_plan",
     "configure_nwbfile",
