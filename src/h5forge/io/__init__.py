@@ -29,8 +29,8 @@ from h5forge.io.estimate import (
     estimate_default_chunk_shape,
 )
 from h5forge.io.nwb import configure_nwbfile
-from h5forge.io.plan_file import dump_plan, load_plan
 from h5forge.io.parallel import WriteReport
+from h5forge.io.plan_file import dump_plan, load_plan
 from h5forge.io.repack import repack
 from h5forge.io.write import write_dataset
 
