@@ -98,3 +98,33 @@ def test_a_neuroconv_configuration_for_another_file_is_refused():
         plan_from_neuroconv(nwb, config)
     with pytest.raises(ConfigurationError, match="NeuroConv backend configuration"):
         plan_from_neuroconv(nwb, {"a": 1})
+
+
+def test_an_h5py_source_is_written_as_planned_where_neuroconv_drops_the_plan(tmp_path):
+    """NeuroConv 0.10.2 wraps an h5py.Dataset of an in-memory NWBFile in H5DataIO, which copies
+    it as it is: the planned chunks and gzip are silently dropped. h5forge reads it by
+    buffers and writes it as planned."""
+    with h5py.File(tmp_path / "raw.h5", "w") as f:
+        f["raw"] = np.arange(3000 * 8, dtype="int16").reshape(3000, 8)
+    outputs = {}
+    with h5py.File(tmp_path / "raw.h5") as raw:
+        for tool in ("neuroconv", "h5forge"):
+            nwb = make_nwbfile(recording=raw["raw"])
+            if tool == "neuroconv":
+                config = neuroconv_configuration(nwb)
+                config.dataset_configurations["acquisition/ElectricalSeries/data"]\
+                    .chunk_shape = (100, 8)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    nwb_helpers.configure_backend(nwb, config)
+            else:
+                plan = get_default_configuration(nwb)
+                plan["acquisition/ElectricalSeries/data"].update(chunk_shape=(100, 8))
+                configure_nwbfile(nwb, plan)
+            write(nwb, tmp_path / f"{tool}.nwb")
+            with h5py.File(tmp_path / f"{tool}.nwb") as f:
+                dset = f["acquisition/ElectricalSeries/data"]
+                outputs[tool] = (dset.chunks, dset.compression)
+                np.testing.assert_array_equal(dset[()], raw["raw"][()])
+    assert outputs["h5forge"] == ((100, 8), "gzip")
+    assert outputs["neuroconv"] == (None, None)  # the peer's behaviour this part improves on
