@@ -213,3 +213,41 @@ def test_bad_key_and_data_arguments(tmp_path):
         with pytest.raises(FollowError, match="expected a path or an h5py.Dataset"):
             next(follow_frames(follower, {"x": 7}))
     assert not f.id.valid
+
+
+def test_borrowed_handle_dropped_by_its_owner_mid_scan(tmp_path, spawn):
+    """Two followers borrow the caller's key handle (and the frames the caller's data
+    handle); the caller drops both halfway, and the first follower goes away: following goes
+    on through the paths, every frame right. In a subprocess: a use of a closed identifier must
+    fail one test at most."""
+    path = tmp_path / "scan.h5"
+    writer = spawn("raw", path, "--count", 12, "--interval", 0.03, "--scan", "3,4")
+    writer.wait_for("swmr")
+    code = f"""
+import gc, time, h5py, numpy as np
+from h5forge.follow import Follower, follow_frames
+from tests.follow.writer_proc import frame
+for _ in range(500):
+    try:
+        f = h5py.File({str(path)!r}, "r", libver="latest", swmr=True)
+        break
+    except OSError:
+        time.sleep(0.02)
+key, data = f[{KEY!r}], f[{DATA!r}]                               # the caller's own
+first = Follower(f, {KEY!r}, finished={FINISHED!r}, timeout=3)   # borrows the caller's key
+second = Follower(f, {KEY!r}, finished={FINISHED!r}, timeout=3)  # ... and so does this one
+got = []
+for index, frames in follow_frames(second, {{"d": {DATA!r}}}):   # borrows the caller's data
+    assert (frames["d"] == frame(index)).all(), index
+    got.append(index)
+    if index == 5:
+        del key, data, first
+        gc.collect()
+assert got == list(range(12)) and second.finished, got
+f.close()
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=str(WRITER.parents[2]))
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    assert writer.join() == 0
