@@ -22,6 +22,11 @@ shaped like the scan ((rows, cols, 1, 1) is flattened in C order), there may be 
 is ready when all say so), and a ``finished`` flag (scalar or one element) ends the scan. Unlike
 swmr_tools, empty key datasets and scalar flags are normal, and a poll reads only the keys past
 the frames already seen.
+
+Datasets may be given as the ``h5py.Dataset`` objects you hold; a path to one you hold reuses
+your handle (HDF5 cannot refresh a dataset opened twice). The scan shape is the keys' maxshape.
+swmr_tools' classes (``KeyFollower``, ``DataSource``, ``FrameReader``, ``ChunkSource``...) are
+in :mod:`h5forge.follow.compat`.
 """
 
 from h5forge.follow.direct import DirectChunkReader
