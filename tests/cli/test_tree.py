@@ -342,3 +342,18 @@ def test_tree_names_what_plain_h5py_changed(capsys, tmp_path):
     assert "not numbered 0..1: ['2']" in lines[row_index(lines, "items", 1)]
     assert "1 leftover of an interrupted write" in lines[0]
     assert ".h5forge-tmp-0123" not in "\n".join(lines)
+
+
+def test_tree_notes_a_dict_whose_key_and_value_lists_differ(capsys, tmp_path):
+    path = tmp_path / "items.h5"
+    h5forge.dump({"d": {1: "a", 2: "b", 3: "c"}}, path)
+    with h5py.File(path, "r+") as f:  # a plain h5py edit: one value fewer than keys
+        values = f["d/values"][()]
+        attrs = dict(f["d/values"].attrs)
+        del f["d/values"]
+        f.create_dataset("d/values", data=values[:2], dtype=h5py.string_dtype())
+        f["d/values"].attrs.update(attrs)
+    lines = tree(capsys, str(path))
+    assert "3 keys but 2 values; the first 2 pairs are loaded" in lines[row_index(lines, "d", 1)]
+    with pytest.warns(UserWarning, match="3 keys but 2 values"):
+        assert h5forge.load(path)["d"] == {1: "a", 2: "b"}

@@ -156,6 +156,8 @@ def _walk(top: Any, top_path: str, max_depth: int | None, show_attrs: bool) -> I
         if isinstance(obj, h5py.Group):
             inline = _inline_members(attrs)
             order, note = member_order(list(obj), inline, attrs)
+            if _text(attrs.get("layout")) == "items":
+                note = "; ".join(filter(None, [note, _items_note(obj)]))
         yield _node_row(depth, name, obj, attrs, order, note)
         pending: list[tuple] = []
         if show_attrs:
@@ -312,6 +314,25 @@ def member_order(children: list[str], inline: dict[str, Any],
         notes.append(f"{len(leftovers)} leftover{'' if len(leftovers) == 1 else 's'} of an "
                      f"interrupted write, not loaded")
     return order, "; ".join(notes)
+
+
+def _items_note(group: h5py.Group) -> str:
+    """For a dict that keeps its keys as a list: a note when ``keys`` and ``values`` differ in
+    length (``load`` then loads the complete pairs only)."""
+    lengths = []
+    for name in ("keys", "values"):
+        link = group.get(name, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            return ""
+        node = group[name]
+        if isinstance(node, h5py.Dataset):
+            lengths.append(node.shape[0] if node.shape else 0)
+        else:
+            lengths.append(len(sequence_order([*node, *_inline_members(_read_attrs(node))])[0]))
+    if lengths[0] == lengths[1]:
+        return ""
+    return (f"{lengths[0]} keys but {lengths[1]} values; the first {min(lengths)} pairs are "
+            f"loaded")
 
 
 def _name_key(name: str) -> tuple[int, int, str]:
