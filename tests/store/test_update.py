@@ -346,8 +346,10 @@ def test_dict_of_many_string_keys_grows(tmp_path):
 # -- refused before anything is written ---------------------------------------------------------
 def test_updates_a_layout_cannot_express(tmp_path):
     path = tmp_path / "bad.h5"
+    frame = pd.DataFrame({"a": [1, 2]})
+    frame.attrs["source"] = "rig 2"
     h5forge.dump({"s": {1, 2}, "fs": frozenset({(1, 2)}), "arr": np.arange(4),
-                  "df": pd.DataFrame({"a": [1, 2]}), "text": "abc",
+                  "df": frame, "text": "abc", "masked": np.ma.masked_array([1, 2], [0, 1]),
                   "nested": {"x": 1}, "xs": [1, 2, 3]}, path)
     before = layout(path)
     cases = [
@@ -355,6 +357,8 @@ def test_updates_a_layout_cannot_express(tmp_path):
         (lambda: h5forge.delete(path, "fs/0/1"), "fs/0"),
         (lambda: h5forge.dump(np.arange(2), path, "df/b"), "df/b"),
         (lambda: h5forge.delete(path, "df/a"), "df/a"),
+        (lambda: h5forge.dump(1, path, "df/attrs/note"), "df/attrs"),  # a codec's own layout
+        (lambda: h5forge.delete(path, "masked/mask"), "masked/mask"),
         (lambda: h5forge.dump(1, path, "arr/0", overwrite=True), "arr/0"),
         (lambda: h5forge.dump(1, path, "text/0", overwrite=True), "text/0"),
         (lambda: h5forge.dump(1, path, "nested/x/y"), "nested/x/y"),

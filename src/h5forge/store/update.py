@@ -264,6 +264,10 @@ def _resolve(ctx: _Ctx, parts: list[str]) -> _Target:
             raise UpdateError(f"{ctx.where(c.child_rel(name))}: the members of a stored "
                               f"{_class_of(group)} have no stable address; load it, change it "
                               f"and dump it with overwrite=True")
+        if kind == "other" and name != INSTANCE_ATTRIBUTES:
+            # a codec's own layout (DataFrame, masked array, neo, ...): its members are not
+            # free-form; only an object's instance_attributes dict is open to updates
+            _check_container(ctx, c, name)
         if kind == "box" and name != "value":  # a leaf stored as a group: the leaf is 'value'
             return _Target(c, "value", parts[i:])
         if kind == "items" and name not in ("keys", "values"):
