@@ -615,10 +615,11 @@ def read_h5forge_follower(path, timeout, interval, eat):
     return "ok"
 
 
-def read_swmr_datasource(path, timeout, interval, eat):
+def read_swmr_datasource(path, timeout, interval, eat, module=None):
+    """swmr-tools' DataSource loop (``module``: an implementation of its API; swmr-tools)."""
     with open_swmr(path) as f:
-        source = SWMR.DataSource([f["keys"]], {"img": f["data"]}, timeout=timeout,
-                                 finished_dataset=f["finished"])
+        source = (module or SWMR).DataSource([f["keys"]], {"img": f["data"]}, timeout=timeout,
+                                             finished_dataset=f["finished"])
         for out in source:
             eat(out.index, out["img"])
         if not source.is_scan_finished() or source.has_timed_out():
@@ -641,16 +642,8 @@ def read_swmr_keyfollower(path, timeout, interval, eat):
 
 def read_compat_datasource(path, timeout, interval, eat):
     """swmr-tools' DataSource code, run on h5forge.follow.compat."""
-    compat = import_from_checkout("h5forge.follow.compat")
-    with open_swmr(path) as f:
-        source = compat.DataSource([f["keys"]], {"img": f["data"]}, timeout=timeout,
-                                   finished_dataset=f["finished"])
-        for out in source:
-            eat(out.index, out["img"])
-        if not source.is_scan_finished() or source.has_timed_out():
-            raise CheckError(f"ended with finished={source.is_scan_finished()}, "
-                             f"timed_out={source.has_timed_out()}")
-    return "ok"
+    return read_swmr_datasource(path, timeout, interval, eat,
+                                import_from_checkout("h5forge.follow.compat"))
 
 
 def read_plain(path, timeout, interval, eat):

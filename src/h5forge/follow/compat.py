@@ -136,16 +136,9 @@ class KeyFollower:
         return False
 
     def _check_finished_dataset(self) -> None:
-        if self.finished_dataset is None:
-            return
-        self.finished_dataset = refresh([self.finished_dataset])[0]
-        value = np.asarray(self.finished_dataset[()])
-        if value.size != 1:
-            logger.warning(f"finished dataset ({describe(self.finished_dataset)}) is "
-                           f"non-singular")
-            return
         # set on an attribute so that the keys are polled once more after it is set
-        self.finished_set = bool(value.reshape(-1)[0] != 0)
+        self.finished_dataset, self.finished_set = _read_flag(self.finished_dataset,
+                                                              self.finished_set)
 
     def is_finished(self) -> bool:
         """True when the iteration has completed: every ready key yielded and either the
@@ -455,15 +448,22 @@ class ChunkSource:
         return output
 
     def _check_finished_dataset(self) -> None:
-        if self.finished_dataset is None:
-            return
-        self.finished_dataset = refresh([self.finished_dataset])[0]
-        value = np.asarray(self.finished_dataset[()])
-        if value.size != 1:
-            logger.warning(f"finished dataset ({describe(self.finished_dataset)}) is "
-                           f"non-singular")
-            return
-        self.finished_set = bool(value.reshape(-1)[0] != 0)
+        self.finished_dataset, self.finished_set = _read_flag(self.finished_dataset,
+                                                              self.finished_set)
+
+
+def _read_flag(dataset: Any, current: bool) -> tuple[Any, bool]:
+    """swmr_tools' finished rule: ``(dataset to use from now on, finished)``; a flag that is
+    not one element is logged and ignored (``current`` kept). Any one-element shape works,
+    a scalar too (swmr_tools' ``dataset[0]`` fails on a scalar)."""
+    if dataset is None:
+        return None, current
+    dataset = refresh([dataset])[0]
+    value = np.asarray(dataset[()])
+    if value.size != 1:
+        logger.warning(f"finished dataset ({describe(dataset)}) is non-singular")
+        return dataset, current
+    return dataset, bool(value.reshape(-1)[0] != 0)
 
 
 # -- swmr_tools.utils: scan positions ----------------------------------------------------------
