@@ -405,3 +405,21 @@ def test_data_of_another_dtype_is_converted_by_hdf5(tmp_path):
             writer.write((slice(0, 8), slice(0, 4)), data)
         assert "converted" in writer.report.reason and writer.report.blocks_pipeline == 1
         assert dset[0].tolist() == [32767, -32768, 5, 6]
+
+
+def test_lz4_blocks_both_ways(tmp_path):
+    """lz4 with a block size smaller than the chunk (header, then one length per block):
+    hdf5plugin's chunks decode in threads, and ours read through HDF5's plugin."""
+    data = np.repeat(SIGNAL, 3, axis=1)[:, :100]  # some blocks compress, some barely
+    kwargs = dict(chunks=(100, 100), **hdf5plugin.LZ4(nbytes=3000))
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        ref = f.create_dataset("ref", data=data, **kwargs)
+        dset = f.create_dataset("d", shape=data.shape, dtype=data.dtype, **kwargs)
+        with ChunkPool(2) as pool:
+            assert np.array_equal(ChunkReader(ref, pool, 10**6).read(
+                (slice(0, 203), slice(0, 100))), data)
+            ChunkWriter(dset, pool, 10**6).write((slice(0, 203), slice(0, 100)), data)
+        _mask, raw = dset.id.read_direct_chunk((0, 0))
+        assert int.from_bytes(raw[8:12], "big") == 3000  # the block size in the header
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        assert np.array_equal(f["d"][()], data)
