@@ -240,3 +240,51 @@ def test_compat_bad_inputs(tmp_path):
             compat.RowKeyFollower([f["grow"]]).check_datasets()
         with pytest.raises(FollowError, match="scan_rank 3 does not fit"):
             compat.FrameReader(f["k1"], 3)
+
+
+# -- chunk_utils: a stream of chunks into a grid ------------------------------------------------
+@pytest.mark.parametrize("shape, n", [([5, 15], 32), ([20, 4], 6), ([35, 29], 7), ([4, 5, 3], 10),
+                                      ([3, 3, 3], 2), ([2, 3, 7, 10], 7), ([13, 13], 10)])
+@pytest.mark.parametrize("snake", [False, True])
+def test_chunk_writes_fill_the_grid_like_swmr_tools(shape, n, snake):
+    """Chunks of n points (scan order, raster or snake) written into the grid: the same grid
+    as swmr_tools' chunk_utils gives, every point once, each write on a multiple of n."""
+    from swmr_tools import chunk_utils
+
+    total = int(np.prod(shape))
+    ours, peer = np.full(shape + [2], -1), np.full(shape + [2], -1)
+    last = None
+    for start in range(0, total, n):
+        data = np.stack([np.arange(start, start + n)] * 2, axis=1)  # points of shape (2,)
+        writes = compat.get_slice_structure(start, n, shape, snake)
+        for w in writes:
+            target = w.current.output if w.type == "current" else w.intermediate.slice
+            assert target.start % n == 0 and target.step in (None, 1)
+        compat.write_data(writes, data, last, ours)
+        chunk_utils.write_data(chunk_utils.get_slice_structure(start, n, shape, snake),
+                               data, last, peer)
+        last = data
+    expected = np.empty(shape, int)
+    for i in range(total):
+        where = compat.get_position_snake(i, shape, len(shape)) if snake else \
+            np.unravel_index(i, shape)
+        expected[tuple(where)] = i
+    np.testing.assert_array_equal(ours[..., 0], expected)
+    np.testing.assert_array_equal(ours, peer)
+
+
+def test_chunk_source_into_an_h5py_grid(tmp_path):
+    """ChunkSource blocks of a finished stack, written into a snake grid dataset chunked like
+    the writes."""
+    path = tmp_path / "stack.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("data", data=np.arange(35, dtype="i4"), chunks=(7,))
+    with h5py.File(path, "r") as f, h5py.File(tmp_path / "grid.h5", "w") as out:
+        grid = out.create_dataset("grid", shape=(5, 7), dtype="i4", chunks=(1, 7))
+        last = None
+        for block in compat.ChunkSource({"d": f["data"]}, timeout=0.5):
+            writes = compat.get_slice_structure(block.index, 7, (5, 7), True)
+            compat.write_data(writes, block["d"], last, grid)
+            last = block["d"]
+        for i in range(35):
+            assert grid[compat.get_position_snake(i, (5, 7), 2)] == i

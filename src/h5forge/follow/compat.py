@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 
 from h5forge.errors import FollowError
+from h5forge.follow.chunk_grid import chunk_writes, snake_position, write_chunk
 from h5forge.follow.direct import DirectChunkReader, decodable_filters
 from h5forge.follow.follower import Follower, open_swmr, scan_shape_of
 from h5forge.follow.frames import FrameReader as _FrameReader
@@ -43,7 +44,7 @@ from h5forge.follow.handles import describe, refresh
 __all__ = ["KeyFollower", "RowKeyFollower", "DataSource", "FrameReader", "ChunkSource",
            "SliceDict", "create_dataset", "append_data", "get_position", "get_position_snake",
            "get_position_snake_row", "get_row_slice", "convert_stack_to_grid",
-           "check_file_readable"]
+           "check_file_readable", "get_slice_structure", "write_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -477,15 +478,7 @@ def get_position_snake_row(index: int, shape: Sequence[int], scan_rank: int
     """``(position, reversed)`` of flat ``index`` in a snake scan: an axis runs backwards
     when the positions outside it add up to an odd number; ``reversed`` says whether the
     fastest axis runs backwards at this point."""
-    position = list(get_position(index, shape, scan_rank))
-    outer = position[0]
-    backwards = False
-    for axis in range(1, len(position)):
-        if outer % 2:
-            position[axis] = shape[axis] - position[axis] - 1
-            backwards = axis == len(position) - 1
-        outer += position[axis]
-    return tuple(position), backwards
+    return snake_position(index, tuple(shape[:scan_rank]))
 
 
 def get_position_snake(index: int, shape: Sequence[int], scan_rank: int) -> tuple[int, ...]:
@@ -526,3 +519,13 @@ def check_file_readable(path: str, datasets: str | Iterable[str], timeout: float
             logger.error(f"Could not read file {path}")
             return False
         time.sleep(timeout / retrys)
+
+
+# -- swmr_tools.chunk_utils: a stream of chunks into a grid -------------------------------------
+#: ``get_slice_structure(index, n_points_chunk, scan_shape, snake)``: the grid segments the
+#: chunk starting at ``index`` completes (see :mod:`h5forge.follow.chunk_grid`). Unlike
+#: swmr_tools, a segment is written by the chunk that brings its last point (swmr_tools writes
+#: the end of a snake row one chunk later).
+get_slice_structure = chunk_writes
+#: ``write_data(slice_structure, data, last_data, output)``
+write_data = write_chunk
