@@ -29,10 +29,12 @@ swmr_tools' classes (``KeyFollower``, ``DataSource``, ``FrameReader``, ``ChunkSo
 in :mod:`h5forge.follow.compat`.
 """
 
+from h5forge.follow.chunk_grid import chunk_writes, write_chunk
 from h5forge.follow.direct import DirectChunkReader
 from h5forge.follow.follower import DEFAULT_POLL_INTERVAL, Follower, open_swmr, scan_shape_of
 from h5forge.follow.frames import FrameReader, follow_frames, frames, scan_rank_of
 from h5forge.follow.writer import LiveWriter
 
 __all__ = ["Follower", "FrameReader", "frames", "follow_frames", "LiveWriter", "open_swmr",
-           "scan_rank_of", "scan_shape_of", "DirectChunkReader", "DEFAULT_POLL_INTERVAL"]
+           "scan_rank_of", "scan_shape_of", "DirectChunkReader", "chunk_writes", "write_chunk",
+           "DEFAULT_POLL_INTERVAL"]
