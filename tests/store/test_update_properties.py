@@ -39,6 +39,14 @@ def _values():
 
 VALUES = _values()
 
+class Sample:
+    """A user object: its attributes are updated under ``instance_attributes``."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.readings = [1.0, 2.0]
+
+
 INITIAL = {
     "meta": {"subject": "M1", "gain": 2.5},
     "xs": [1, 2, 3],
@@ -47,12 +55,16 @@ INITIAL = {
     "mixed": [{"a": 1}, "b", None],
     "byint": {1: "one", 2: [2]},
     "frames": [np.zeros(3), np.ones(3)],
+    "empty": [],
+    "sample": Sample("s1"),
 }
 
 
 def _containers(obj, path=()):
     """(path, container) for every dict and list reachable in the model."""
     out = []
+    if type(obj) is Sample:  # its attribute dict, as the store addresses it
+        return _containers(vars(obj), (*path, "instance_attributes"))
     if type(obj) in (dict, list):
         out.append((path, obj))
         items = obj.items() if type(obj) is dict else enumerate(obj)
@@ -61,13 +73,6 @@ def _containers(obj, path=()):
                 continue  # addressed through values/<position> only, not descended
             out.extend(_containers(value, (*path, str(key))))
     return out
-
-
-def _get(model, path):
-    obj = model
-    for part in path:
-        obj = obj[part] if type(obj) is dict else obj[int(part)]
-    return obj
 
 
 def _step(data, file, model):
