@@ -779,6 +779,11 @@ def direct_readers():
     )
 
 
+def read_all(read, n):
+    """``read(i)`` for every frame; the sum of their first elements."""
+    return sum(int(read(i).flat[0]) for i in range(n))
+
+
 def case_direct(args, workdir):
     n = max(args.frames // 50, 50)
     path = os.path.join(workdir, "direct.h5")
@@ -792,15 +797,7 @@ def case_direct(args, workdir):
         try:
             for _ in range(args.repeat):
                 with open_swmr(path) as f:
-                    read = make(f["data"])
-
-                    def run_all():
-                        total = 0
-                        for i in range(n):
-                            total += int(read(i).flat[0])
-                        return total
-
-                    elapsed, total = timed(run_all)
+                    elapsed, total = timed(read_all, make(f["data"]), n)
                 if total != expected:
                     raise CheckError(f"checksum {total} (expected {expected})")
                 times.append(elapsed)

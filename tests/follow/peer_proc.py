@@ -69,7 +69,8 @@ def main(argv: list[str]) -> None:
                                finished_dataset=f[FINISHED], use_direct_chunk=args.direct)
         for item in source:
             out(json.dumps({"index": int(item.index), "slices": slices(item.slice_metadata),
-                            "maxshape": [_int(n) for n in item.maxshape], **describe(item["data"])}))
+                            "maxshape": [_int(n) for n in item.maxshape],
+                            **describe(item["data"])}))
         end = {"finished": bool(source.is_scan_finished()),
                "timed_out": bool(source.has_timed_out())}
     elif args.kind == "interleaved":
@@ -79,7 +80,8 @@ def main(argv: list[str]) -> None:
                                interleaved_datasets={"data": parts})
         for item in source:
             out(json.dumps({"index": int(item.index), "slices": slices(item.slice_metadata),
-                            "maxshape": [_int(n) for n in item.maxshape], **describe(item["data"])}))
+                            "maxshape": [_int(n) for n in item.maxshape],
+                            **describe(item["data"])}))
         end = {"finished": bool(source.is_scan_finished()),
                "timed_out": bool(source.has_timed_out())}
     elif args.kind in ("keyfollower", "rowkeyfollower"):

@@ -20,8 +20,16 @@ import pytest
 from h5forge.errors import FollowError, H5ForgeError, LiveWriterError
 from h5forge.follow import Follower, FrameReader, LiveWriter, frames
 
-from .conftest import Writer, spawn  # noqa: F401 - tests/flow import the fixture from here
 from .writer_proc import FRAME_SHAPE, frame
+
+
+def __getattr__(name: str):
+    """``spawn``, the writer-process fixture (in conftest.py): tests/flow import it from here."""
+    if name == "spawn":
+        from .conftest import spawn
+
+        return spawn
+    raise AttributeError(name)
 
 KEYS = "/entry/keys"
 DATA = "/entry/data"

@@ -12,8 +12,15 @@ import numpy as np
 from h5forge.errors import FollowError
 from h5forge.follow.direct import DirectChunkReader
 from h5forge.follow.follower import Follower, KeySpec, _is_array_like, scan_shape_of
-from h5forge.follow.handles import (FollowedDataset, describe, is_open, is_swmr_reader,
-                                    open_dataset, refresh, usable)
+from h5forge.follow.handles import (
+    FollowedDataset,
+    describe,
+    is_open,
+    is_swmr_reader,
+    open_dataset,
+    refresh,
+    usable,
+)
 
 __all__ = ["FrameReader", "frames", "follow_frames", "scan_rank_of"]
 

@@ -29,8 +29,8 @@ from h5py import h5f, h5i, h5o
 
 from h5forge.errors import FollowError
 
-__all__ = ["open_dataset", "usable", "is_open", "single", "FollowedDataset", "is_swmr_reader", "refresh",
-           "describe", "layout_hint"]
+__all__ = ["open_dataset", "usable", "is_open", "single", "FollowedDataset", "is_swmr_reader",
+           "refresh", "describe", "layout_hint"]
 
 
 def describe(dataset: Any) -> str:
