@@ -14,7 +14,8 @@ crash the process. Hence the rules here:
   the follower did, the follower closes its own identifier and borrows theirs; if the caller
   holds it twice, a :class:`FollowError` says so rather than reading stale data;
 - only files opened for SWMR reading are refreshed: a file opened without SWMR is not being
-  written (HDF5's file locking sees to that), so it is read as it is.
+  written (HDF5 refuses such a reader while a SWMR writer has the file: "file is already
+  open for write"), so it is read as it is.
 
 Objects that are not ``h5py.Dataset`` (numpy arrays, test doubles) are read as they are and
 refreshed only if they have a ``refresh`` method.
