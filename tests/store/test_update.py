@@ -462,3 +462,23 @@ def test_update_of_a_leftover_name_is_refused(record):
     with pytest.raises(UpdateError):
         h5forge.dump(1, record, ".h5forge-tmp-x")
     assert os.path.exists(record)
+
+
+def test_golden_updated_file_keeps_loading():
+    """tests/data/updated_v1.h5 was grown by updates (tests/data/make_updated_golden.py)."""
+    from tests.data.make_updated_golden import GOLDEN, expected
+
+    assert_same(load(GOLDEN), expected())
+    with h5py.File(GOLDEN, "r") as f:
+        assert list(f.attrs["keys"]) == ["name", "trials", "n", "events", "notes", "grown",
+                                         "comment"]
+        assert f["events"].maxshape == (None,) and f["grown"].maxshape == (None,)
+        assert sorted(f["notes"].attrs) == ["0", "1", "class"]
+
+
+def test_golden_updates_are_reproduced(tmp_path):
+    """The same steps today write a file that loads the same (the writer has not drifted)."""
+    from tests.data.make_updated_golden import expected, write
+
+    write(tmp_path / "again.h5")
+    assert_same(load(tmp_path / "again.h5"), expected())
