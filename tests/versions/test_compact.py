@@ -431,3 +431,24 @@ def test_a_user_block_is_kept(tmp_path: Path) -> None:
     with VersionedFile(path, "r") as vf:
         assert vf.versions == ["v2"]
         np.testing.assert_array_equal(vf["v2"]["x"][()], np.full(1000, 2.0))
+
+
+def test_a_dataset_never_written_and_a_pool_with_no_chunks(tmp_path: Path) -> None:
+    """A dataset of fill value only stores no chunk: its pool is empty and its map all -1."""
+    path = tmp_path / "data.h5"
+    with VersionedFile(path, "a") as vf:
+        with vf.stage_version("v1", timestamp=stamp(1)) as g:
+            g.create_dataset("blank", shape=(100,), dtype="f4", chunks=(10,), fillvalue=3.0)
+            g.create_dataset("back", shape=(100,), dtype="i2", chunks=(10,), fillvalue=7)
+            g.create_dataset("x", data=np.arange(50.0), chunks=(10,))
+        with vf.stage_version("v2", timestamp=stamp(2)) as g:
+            g["x"][...] = -1.0
+            g["back"][5] = 1
+        with vf.stage_version("v3", timestamp=stamp(3)) as g:
+            g["back"][5] = 7  # all fill again: v2's chunk is used by no version left
+        vf.delete_versions(["v2"])
+        before = _snapshot.history(vf)
+    compact(path, progress=False)
+    with VersionedFile(path, "r") as vf:
+        assert _snapshot.history(vf) == before
+        np.testing.assert_array_equal(vf["v3"]["blank"][()], np.full(100, 3.0, dtype="f4"))

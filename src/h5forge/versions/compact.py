@@ -299,7 +299,7 @@ class _Copier:
         if slots.size and int(slots.max()) >= len(remap):
             raise CorruptFileError(f"{node.file.filename}:{old.name}: slot "
                                    f"{int(slots.max())} is past the end of its pool")
-        renumbered = np.where(slots >= 0, remap[np.maximum(slots, 0)], -1)
+        renumbered = _renumbered(slots, remap)
         if delta:
             values[..., 1] = renumbered
         else:
@@ -388,6 +388,14 @@ class _Copier:
                 buf = np.empty(aid.shape, dtype=aid.dtype)
                 aid.read(buf)
                 new.write(buf)
+
+
+def _renumbered(slots: np.ndarray, remap: np.ndarray) -> np.ndarray:
+    """``slots`` with every stored slot replaced by its new number (``-1`` stays ``-1``)."""
+    out = np.full(slots.shape, -1, dtype=np.int64)
+    stored = slots >= 0
+    out[stored] = remap[slots[stored]]
+    return out
 
 
 def _gcpl(group: h5py.Group) -> h5py.h5p.PropGCID:
@@ -481,7 +489,7 @@ def _verify_maps(old: h5py.Group, new: h5py.Group, live: dict[str, np.ndarray],
         seen.add(_address(a))
         if META in a.attrs:
             slots = read_map(a, caches[0])
-            expected = np.where(slots >= 0, remaps[_node_pool(a)][np.maximum(slots, 0)], -1)
+            expected = _renumbered(slots, remaps[_node_pool(a)])
             got = read_map(b, caches[1])
             if META not in b.attrs or a.attrs[META] != b.attrs[META] or \
                     got.shape != expected.shape or not np.array_equal(got, expected):
