@@ -601,6 +601,10 @@ def section_compress(args, workdir):
                     r = {"error": "no source (its h5py write failed)"}
                 else:
                     r = run_compress_child(spec)
+                print(f"    {method} {op} {side}{'' if t is None else f' {t} threads'}: "
+                      + (r["error"] if "error" in r else
+                         f"{r['seconds']:.1f} s, {r['cpu_s']:.1f} s CPU, {load_line()}"),
+                      flush=True)
                 if path != src:
                     remove(path)
                 results.append((op, side, t, r))
