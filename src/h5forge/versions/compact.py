@@ -225,7 +225,12 @@ def _live_bytes(tree: h5py.Group, live: dict[str, np.ndarray]) -> int:
 def _write(src: h5py.File, tmp: str, live: dict[str, dict[str, np.ndarray]], bar: Any) -> None:
     gcpl = h5py.h5g.open(src.id, b".").get_create_plist()
     userblock = src.userblock_size
-    with h5py.File(tmp, "w", libver=src.libver, userblock_size=userblock,
+    # The format the file was written in (h5py reports the bounds it was opened with, not
+    # those): a file written with libver="latest" has superblock 3 and compact new-style
+    # groups, which the copy must keep (old-style groups take more space).
+    superblock = src.id.get_create_plist().get_version()[0]
+    low = "earliest" if superblock < 2 else "v108" if superblock == 2 else "v110"
+    with h5py.File(tmp, "w", libver=(low, "latest"), userblock_size=userblock,
                    track_order=bool(gcpl.get_link_creation_order())) as dst:
         copier = _Copier(live, bar)
         copier.memo[_address(src)] = dst
