@@ -401,3 +401,60 @@ def test_io_imports_no_pynwb_and_says_which_extra_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynwb", None)
     with pytest.raises(MissingDependencyError, match=r"h5forge\[nwb\]"):
         configure_nwbfile(object())
+
+
+def test_masks_links_and_external_files(tmp_path):
+    """A PlaneSegmentation's compound pixel_mask and its image_mask rows, a TimeSeries whose
+    timestamps link to another's, and an ImageSeries of external files."""
+    from pynwb.ophys import OpticalChannel, PlaneSegmentation
+
+    nwb = make_nwbfile()
+    device = nwb.devices["probe"]
+    plane = nwb.create_imaging_plane(
+        name="plane", optical_channel=OpticalChannel(name="green", description="green",
+                                                             emission_lambda=525.0),
+        description="d", device=device, excitation_lambda=600.0, imaging_rate=30.0,
+        indicator="GFP", location="V1")
+    pixels = PlaneSegmentation(name="pixels", description="d", imaging_plane=plane)
+    images = PlaneSegmentation(name="images", description="d", imaging_plane=plane)
+    for i in range(6):
+        pixels.add_roi(pixel_mask=[(i, i + 1, 0.5), (i + 2, i, 1.0)])
+        images.add_roi(image_mask=np.full((8, 8), i, dtype="float32"))
+    module = nwb.create_processing_module("ophys", "ophys")
+    module.add(pixels)
+    module.add(images)
+    speed = nwb.acquisition["speed"]
+    nwb.add_acquisition(TimeSeries(name="accel", data=np.ones(500), timestamps=speed,
+                                   unit="m/s2"))
+    nwb.add_acquisition(ImageSeries(name="video", external_file=["a.avi", "b.avi"],
+                                    format="external", starting_frame=[0, 100], rate=30.0,
+                                    num_samples=200, unit="n/a"))
+    found, skipped = find_nwb_datasets(nwb)
+    assert found["processing/ophys/pixels/pixel_mask"].dtype.names == ("x", "y", "weight")
+    assert found["processing/ophys/images/image_mask"].shape == (6, 8, 8)
+    assert "acquisition/accel/timestamps" not in found  # a link: written once, at speed
+    assert "text" in skipped["acquisition/video/external_file"]
+    plan = get_default_configuration(nwb)
+    plan["processing/ophys/pixels/pixel_mask"].update(chunk_shape=(4,), buffer_shape=(12,),
+                                                      compression_method="zstd")
+    bad = get_default_configuration(nwb)
+    bad["processing/ophys/pixels/pixel_mask"].update(chunk_shape=None, compression_method=None)
+    with pytest.raises(ConfigurationError, match="pixel_mask: pynwb writes a compound dataset"):
+        configure_nwbfile(nwb, bad)
+    configure_nwbfile(nwb, plan)
+    write(nwb, tmp_path / "s.nwb")
+    written = get_current_configuration(tmp_path / "s.nwb")
+    assert written["processing/ophys/pixels/pixel_mask"].chunk_shape == (4,)
+    assert written["processing/ophys/pixels/pixel_mask"].compression_method == "zstd"
+    assert written["processing/ophys/images/image_mask"].compression_method == "gzip"
+    with NWBHDF5IO(str(tmp_path / "s.nwb"), "r") as io:
+        back = io.read()
+        assert back.processing["ophys"]["pixels"]["pixel_mask"][5].tolist() == \
+            [(5, 6, 0.5), (7, 5, 1.0)]
+        assert back.processing["ophys"]["images"]["image_mask"][3][0, 0] == 3.0
+    with h5py.File(tmp_path / "s.nwb") as f:  # still one dataset, linked
+        link = f["acquisition/accel"].get("timestamps", getlink=True)
+        assert isinstance(link, h5py.SoftLink) and link.path == "/acquisition/speed/timestamps"
+    with NWBHDF5IO(str(tmp_path / "s.nwb"), "r") as io:
+        back = io.read()
+        assert list(back.acquisition["video"].external_file[:]) == ["a.avi", "b.avi"]

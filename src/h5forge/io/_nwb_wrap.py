@@ -86,6 +86,19 @@ class PlannedDataIO(H5DataIO):
         """The data this wrapper stands for (before any iterator)."""
         return self._source
 
+    def get_io_params(self) -> dict[str, Any]:
+        """The plan as ``H5DataIO`` keywords: hdmf rebuilds a plain ``H5DataIO`` from these
+        for compound datasets. Contiguous layouts and bitshuffle cannot be said this way;
+        :func:`h5forge.io.nwb.configure_nwbfile` refuses them for compound datasets."""
+        params = super().get_io_params()
+        kwargs = self._configuration.h5py_kwargs()
+        kwargs.pop("dcpl", None)
+        params.update({k: v for k, v in kwargs.items() if v is not None})
+        if not isinstance(params.get("compression", "gzip"), str) or \
+                params.get("compression") not in (None, "gzip", "lzf", "szip"):
+            params["allow_plugin_filters"] = True
+        return params
+
     @property
     def maxshape(self) -> Any:
         """What hdmf checks the data's shape with: the planned shape when contiguous (the

@@ -97,6 +97,25 @@ def _string_dtype(text: str) -> np.dtype | None:
     return None
 
 
+def _compound_dtype(fields: list) -> np.dtype | None:
+    """The numpy dtype of an NWB compound type (a list of hdmf DtypeSpecs), or ``None`` when a
+    field is a reference or not a plain type."""
+    out = []
+    for field in fields:
+        spec = getattr(field, "dtype", None)
+        if not isinstance(spec, str):
+            return None  # a reference (RefSpec) or a nested type
+        dtype = _string_dtype(spec)
+        if dtype is None:
+            try:
+                dtype = np.dtype({"float": "float32", "double": "float64", "int": "int32",
+                                  "short": "int16", "long": "int64"}.get(spec, spec))
+            except TypeError:
+                return None
+        out.append((field.name, dtype))
+    return np.dtype(out)
+
+
 def _dtype_and_shape(source: Any, builder_dtype: Any) -> tuple[np.dtype, tuple[Any, ...]]:
     """What the dataset will be: numpy dtype (variable-length strings as h5py's) and shape
     (``None`` on an axis an iterator does not know yet)."""
@@ -151,6 +170,8 @@ def _plain_values(value: Any) -> bool:
         if not first:
             return True
         first = first[0]
+    if isinstance(first, np.ndarray):  # rows given as arrays (e.g. image masks)
+        return first.dtype.kind in "biufcSU"
     return isinstance(first, _PLAIN) and not isinstance(first, np.datetime64)
 
 
@@ -182,7 +203,7 @@ def find_nwb_datasets(nwbfile: Any) -> tuple[dict[str, NWBDataset], dict[str, st
     write that no plan can shape, by location, each with the reason."""
     _require()
     from hdmf.build import DatasetBuilder, GroupBuilder
-    from hdmf.container import Data
+    from hdmf.container import AbstractContainer, Data
     from hdmf.data_utils import AbstractDataChunkIterator, DataIO
 
     from h5forge.io._nwb_wrap import PlannedDataIO
@@ -197,14 +218,21 @@ def find_nwb_datasets(nwbfile: Any) -> tuple[dict[str, NWBDataset], dict[str, st
                  is_data_object: bool) -> None:
         if location in found or location in skipped:
             return
+        if isinstance(value, AbstractContainer):  # e.g. timestamps=<another TimeSeries>
+            skipped[location] = (f"a link to the data of {value.name!r}, written once, there; "
+                                 f"plan it at that location")
+            return
         if isinstance(value, PlannedDataIO):
             value = value.source
         elif isinstance(value, DataIO):
             skipped[location] = (f"already wrapped in a {type(value).__name__} by you (its own "
                                  f"settings are kept); unwrap it to plan it")
             return
-        if value is None or builder.data is None or isinstance(builder.dtype, list) \
-                or type(builder.dtype).__name__ == "RefSpec" or _holds_containers(value):
+        compound = _compound_dtype(builder.dtype) if isinstance(builder.dtype, list) else None
+        if value is None or builder.data is None and compound is None \
+                or type(builder.dtype).__name__ == "RefSpec" \
+                or isinstance(builder.dtype, list) and compound is None \
+                or _holds_containers(value):
             skipped[location] = "holds references to NWB objects, which pynwb writes itself"
             return
         if isinstance(value, (str, bytes)) or np.ndim(value) == 0 and not isinstance(
@@ -215,7 +243,10 @@ def find_nwb_datasets(nwbfile: Any) -> tuple[dict[str, NWBDataset], dict[str, st
                                  "written as pynwb makes it")
             return
         try:
-            dtype, shape = _dtype_and_shape(value, builder.dtype)
+            if compound is not None:  # a table of records (e.g. a pixel_mask): one per row
+                dtype, shape = compound, (len(value),)
+            else:
+                dtype, shape = _dtype_and_shape(value, builder.dtype)
         except (TypeError, ValueError) as exc:
             skipped[location] = f"its shape or type cannot be told before writing ({exc})"
             return
@@ -225,9 +256,6 @@ def find_nwb_datasets(nwbfile: Any) -> tuple[dict[str, NWBDataset], dict[str, st
             return
         if not shape or not all(shape):
             return  # empty: written as it is
-        if dtype.names is not None:
-            skipped[location] = "a compound (table) dtype, written as pynwb writes it"
-            return
         found[location] = NWBDataset(location, container, field, value, dtype,
                                      tuple(int(n) for n in shape), is_data_object)
 
@@ -247,6 +275,12 @@ def find_nwb_datasets(nwbfile: Any) -> tuple[dict[str, NWBDataset], dict[str, st
             dataset = builder.datasets.get(spec.name)
             field = mapper.get_attribute(spec)
             if dataset is None or field not in container.fields:
+                continue
+            if isinstance(spec.dtype, str) and any(
+                    t in spec.dtype for t in ("text", "utf", "ascii", "bytes", "isodatetime")):
+                # pynwb converts these values and rebuilds any wrapper from its keywords
+                skipped[_builder_path(dataset)] = ("text pynwb converts while writing; "
+                                                   "written as pynwb makes it")
                 continue
             consider(_builder_path(dataset), container, field, container.fields[field],
                      dataset, False)
@@ -352,6 +386,12 @@ def configure_nwbfile(nwbfile: Any, plan: BackendConfiguration | str | os.PathLi
             entry.check_data(dataset.shape, dataset.dtype, location)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{exc} (a plan made for another file?)") from None
+        if dataset.dtype.names is not None and (entry.chunk_shape is None
+                                                or "bitshuffle" in entry.filter):
+            raise ConfigurationError(
+                f"{location}: pynwb writes a compound dataset through hdmf's H5DataIO "
+                f"keywords, which cannot say contiguous or bitshuffle; keep it chunked and use "
+                f"shuffle or no filter")
         entries[location] = entry
     for location, dataset in found.items():
         if location not in entries:
@@ -420,17 +460,38 @@ def _neuroconv_compression(config: Any, where: str) -> tuple[Any, Any, tuple[str
     return method, method_options, tuple(filters)
 
 
+def _neuroconv_location(dataset: NWBDataset) -> str:
+    """NeuroConv's ``location_in_file`` of a dataset: the names of its object and the objects
+    above it, the top one prefixed by the NWBFile field holding it (``acquisition``...)."""
+    pynwb = sys.modules["pynwb"]
+    location, obj = dataset.field, dataset.container
+    while True:
+        parent = obj.parent
+        if parent is None or isinstance(parent, pynwb.NWBFile):
+            if parent is not None:
+                for name, value in parent.fields.items():
+                    if isinstance(value, dict) and obj.name in value:
+                        return f"{name}/{obj.name}/{location}"
+            return f"{obj.name}/{location}"
+        location, obj = f"{obj.name}/{location}", parent
+
+
 def plan_from_neuroconv(nwbfile: Any, backend_configuration: Any) -> BackendConfiguration:
     """An h5forge plan from NeuroConv's ``backend_configuration`` for the same ``nwbfile``
     (what ``neuroconv.tools.nwb_helpers.get_default_backend_configuration(nwbfile,
     backend="hdf5")`` gives, edited or not): the same chunks, buffers, compression and shuffle
     for each dataset, located by its HDF5 path (NeuroConv's ``location_in_file`` of a table
     column, e.g. ``electrodes/location/data``, is not one) and matched through the object id
-    and dataset name NeuroConv records. Datasets NeuroConv left out get h5forge's defaults
-    when the plan is applied. An object this file does not have raises
+    and dataset name NeuroConv records (for a configuration made from another file of the same
+    structure, by NeuroConv's location, as NeuroConv remaps). Links to another object's data
+    are skipped, as NeuroConv does. Datasets NeuroConv left out get h5forge's defaults when
+    the plan is applied. An entry that matches nothing here raises
     :class:`ConfigurationError` (a configuration made for another file)."""
+    from hdmf.container import AbstractContainer
+
     found, skipped = find_nwb_datasets(nwbfile)
     by_field = {(id(d.container), d.field): d for d in found.values()}
+    by_neuroconv_location = {_neuroconv_location(d): d for d in found.values()}
     objects = {child.object_id: child for child in nwbfile.all_children()}
     configurations = getattr(backend_configuration, "dataset_configurations", None)
     if not isinstance(configurations, dict):
@@ -440,12 +501,18 @@ def plan_from_neuroconv(nwbfile: Any, backend_configuration: Any) -> BackendConf
     entries = []
     for nc_location, config in configurations.items():
         container = objects.get(getattr(config, "object_id", None))
-        if container is None:
-            raise ConfigurationError(
-                f"{nc_location}: NeuroConv's configuration names object "
-                f"{getattr(config, 'object_id', None)}, which this NWB file does not have (a "
-                f"configuration made for another file?)")
-        dataset = by_field.get((id(container), config.dataset_name))
+        if container is None:  # made for an equivalent file: match by NeuroConv's location
+            dataset = by_neuroconv_location.get(nc_location)
+            if dataset is None:
+                raise ConfigurationError(
+                    f"{nc_location}: NeuroConv's configuration names object "
+                    f"{getattr(config, 'object_id', None)}, which this NWB file does not have, "
+                    f"and no dataset here has that NeuroConv location (a configuration made "
+                    f"for another file?)")
+        elif isinstance(container.fields.get(config.dataset_name), AbstractContainer):
+            continue  # a link to another object's data: NeuroConv skips it too
+        else:
+            dataset = by_field.get((id(container), config.dataset_name))
         if dataset is None:
             raise ConfigurationError(f"{nc_location}: not a dataset h5forge can plan in this "
                                      f"file; {_list(skipped.values(), 3)}")
