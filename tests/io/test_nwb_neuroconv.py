@@ -15,11 +15,13 @@ import pytest
 pytest.importorskip("pynwb")
 nwb_helpers = pytest.importorskip("neuroconv.tools.nwb_helpers")
 
+from pynwb import TimeSeries  # noqa: E402
+
 from h5forge.errors import ConfigurationError  # noqa: E402
 from h5forge.io import configure_nwbfile, get_default_configuration  # noqa: E402
 from h5forge.io.nwb import plan_from_neuroconv  # noqa: E402
 
-from .test_nwb import make_nwbfile, write  # noqa: E402
+from .test_nwb import RECORDING, make_nwbfile, write  # noqa: E402
 
 
 def neuroconv_configuration(nwb):
@@ -91,11 +93,24 @@ def test_a_neuroconv_plan_written_through_h5forge_gives_neuroconvs_file(tmp_path
             np.testing.assert_array_equal(x[()], y[()])
 
 
-def test_a_neuroconv_configuration_for_another_file_is_refused():
-    config = neuroconv_configuration(make_nwbfile())
+def test_a_neuroconv_configuration_of_another_file(tmp_path):
+    """Of a file of the same structure: carried over by NeuroConv's location, as NeuroConv
+    remaps it. Of data of another shape, or of another structure: refused."""
+    same = neuroconv_configuration(make_nwbfile())
+    edit(same)
     nwb = make_nwbfile()
-    with pytest.raises(ConfigurationError, match="which this NWB file does not have"):
-        plan_from_neuroconv(nwb, config)
+    plan = plan_from_neuroconv(nwb, same)
+    assert plan["acquisition/ElectricalSeries/data"].chunk_shape == (1000, 8)
+    assert plan == plan_from_neuroconv(make_nwbfile(), same)
+    shorter = neuroconv_configuration(make_nwbfile(recording=RECORDING[:2000]))
+    with pytest.raises(ConfigurationError, match=r"acquisition/ElectricalSeries/data .*shape "
+                                                 r"\(2000, 8\) but the data is \(3000, 8\)"):
+        plan_from_neuroconv(nwb, shorter)
+    other = make_nwbfile()
+    other.add_acquisition(TimeSeries(name="extra", data=np.ones(10), unit="V", rate=1.0))
+    with pytest.raises(ConfigurationError, match="acquisition/extra/data: .*which this NWB "
+                                                 "file does not have"):
+        plan_from_neuroconv(nwb, neuroconv_configuration(other))
     with pytest.raises(ConfigurationError, match="NeuroConv backend configuration"):
         plan_from_neuroconv(nwb, {"a": 1})
 

@@ -517,6 +517,11 @@ def plan_from_neuroconv(nwbfile: Any, backend_configuration: Any) -> BackendConf
             raise ConfigurationError(f"{nc_location}: not a dataset h5forge can plan in this "
                                      f"file; {_list(skipped.values(), 3)}")
         where = f"{dataset.location} (NeuroConv's {nc_location})"
+        full_shape = tuple(getattr(config, "full_shape", dataset.shape))
+        if full_shape != dataset.shape:
+            raise ConfigurationError(f"{where}: NeuroConv's configuration is for shape "
+                                     f"{full_shape} but the data is {dataset.shape} (a "
+                                     f"configuration made for another file?)")
         method, options, filters = _neuroconv_compression(config, where)
         chunks = None if config.chunk_shape is None else tuple(config.chunk_shape)
         entries.append(DatasetConfiguration(
