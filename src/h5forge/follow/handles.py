@@ -50,11 +50,6 @@ def _address(dataset_id: h5py.h5d.DatasetID) -> tuple[int, int]:
     return info.fileno, info.addr
 
 
-def _open_ids(file_id: h5py.h5f.FileID) -> list[h5py.h5d.DatasetID]:
-    # Without OBJ_LOCAL: every identifier of the file, through any h5py.File opened on it.
-    return list(h5f.get_obj_ids(file_id, h5f.OBJ_DATASET))
-
-
 def layout_hint(dataset: Any) -> str:
     """A hint for read/refresh failures of contiguous datasets under SWMR, else ''."""
     try:
@@ -80,8 +75,6 @@ class FollowedDataset(h5py.Dataset):
         super().__init__(bind)
         self._h5forge_source = (group, path, what)
         self._h5forge_owned = owned
-
-
 
 
 def open_dataset(group: h5py.Group, path: str, what: str) -> FollowedDataset:
@@ -171,6 +164,7 @@ def _others(dataset: h5py.Dataset) -> list[int]:
     the file's open dataset identifiers; their addresses are looked up only when that list
     changed since the last call."""
     facts = _facts(dataset)
+    # without OBJ_LOCAL: every identifier of the file, through any h5py.File opened on it
     listed = h5f.get_obj_ids(facts.file_id, h5f.OBJ_DATASET)
     ids = frozenset(i.id for i in listed)
     known = _open_by_file.get(facts.address[0])
