@@ -16,10 +16,9 @@ import hashlib
 import importlib
 import json
 import sys
-import time
 
-import h5py
 import numpy as np
+from reader_proc import open_file  # the script's folder is on sys.path
 
 KEY, DATA, FINISHED = "entry/keys/k1", "entry/data", "entry/finished"
 
@@ -39,17 +38,6 @@ def slices(meta) -> list:
     return [[_int(s.start), _int(s.stop)] for s in meta]
 
 
-def open_file(path: str, timeout: float = 15) -> h5py.File:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return h5py.File(path, "r", libver="latest", swmr=True)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("impl", choices=["swmr_tools", "compat"])
@@ -62,7 +50,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     st = importlib.import_module("swmr_tools" if args.impl == "swmr_tools"
                                  else "h5forge.follow.compat")
-    f = open_file(args.path)
+    f = open_file(args.path, "swmr")
     out = print
     if args.kind == "datasource":
         source = st.DataSource([f[KEY]], {"data": f[DATA]}, timeout=args.timeout,
