@@ -59,6 +59,7 @@ def test_neuroconvs_datasets_are_planned_at_their_hdf5_paths(tmp_path):
         not_paths = [loc for loc in config.dataset_configurations if loc not in f]
     # NeuroConv's names for table columns are not where the columns are in the file.
     assert "electrodes/location/data" in not_paths and "trials/start_time/data" in not_paths
+    assert (len(not_paths), len(config.dataset_configurations)) == (11, 15)  # as README says
     assert "general/extracellular_ephys/electrodes/location" in carried
     assert "intervals/trials/start_time" in carried
 
