@@ -6,11 +6,14 @@ import importlib.metadata
 import re
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import pytest
 
 from h5forge.errors import FlowConfigError
+from h5forge.flow._schema import Shape, check, key
 from h5forge.flow.config import (
     DEFAULT_GENERATOR,
     FlowConfig,
@@ -602,3 +605,129 @@ def test_working_directory_modules_are_not_executed(tmp_path, monkeypatch, clean
     assert not marker.exists()
     assert "cwd_trap_mod" not in sys.modules
     assert cfg_path.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# the generic checker the sections are declared for (h5forge.flow._schema)
+
+
+def _positive_even(value: int, where: str, ref: str) -> int:
+    if value % 2:
+        raise FlowConfigError(f"{where}: {ref} {value} is odd")
+    return value
+
+
+@dataclass
+class _Item:
+    label: str = key("what the item is called")
+    weight: float | None = key(default=None, expected="be a weight in kg", gt=0)
+    where: str = ""
+    origin: str = "?"
+    yaml_shape = Shape("be a mapping with 'label'", scalar=("label", str, "an item"),
+                       title="label")
+
+
+@dataclass(kw_only=True)
+class _Section:
+    name: str = key("the section's name")
+    mode: Literal["fast", "slow"] = key(default="fast")
+    count: int = key(default=1, ge=1, expected="be a positive integer")
+    even: Annotated[int, _positive_even] | None = key(default=None)
+    strict: bool = key(default=False)
+    tags: list[str] = key(default_factory=list, one=True)
+    chain: tuple[str, ...] = key(default_from="name", one=True,
+                                 nonempty="is an empty list (name one)")
+    extra: dict[str, Any] = key("extras are keyword arguments", default_factory=dict)
+    items: list[_Item] = key(default_factory=list)
+    needed: dict[str, str] = key(expected="map names to things", nonempty=True)
+    yaml_shape = Shape("be a mapping with 'name' and 'needed'")
+
+
+def schema_error(value: Any, tp: Any = _Section, **kwargs: Any) -> str:
+    with pytest.raises(FlowConfigError) as info:
+        check(value, tp, "f.yaml: sec", **kwargs)
+    return str(info.value)
+
+
+def test_schema_reads_a_section_with_its_defaults():
+    sec = check({"name": "a", "needed": {"x": "y"}, "items": ["i", {"label": "j", "weight": 2}]},
+                _Section, "f.yaml: sec", context={"origin": "here"})
+    assert sec == _Section(name="a", needed={"x": "y"}, chain=("a",),
+                           items=[_Item("i", where="f.yaml: sec: items[0] 'i'", origin="here"),
+                                  _Item("j", 2.0, where="f.yaml: sec: items[1] 'j'",
+                                        origin="here")])
+    assert isinstance(sec.items[1].weight, float)
+    sec = check({"name": "a", "needed": {"x": "y"}, "tags": "t", "chain": ["p", "q"],
+                 "mode": "slow", "count": 3, "even": 4, "strict": True, "extra": {"k": [1]},
+                 "items": None}, _Section, "f.yaml: sec")
+    assert (sec.tags, sec.chain, sec.mode, sec.count, sec.even, sec.strict, sec.extra,
+            sec.items) == (["t"], ("p", "q"), "slow", 3, 4, True, {"k": [1]}, [])
+
+
+@pytest.mark.parametrize("value, message", [
+    ([1], "f.yaml: sec: must be a mapping with 'name' and 'needed', not list [1]"),
+    ({"name": "a", "needed": {"x": "y"}, "nme": 1},
+     "f.yaml: sec: unknown key 'nme' (known: name, mode, count, even, strict, tags, chain, "
+     "extra, items, needed); did you mean 'name'?"),
+    ({"needed": {"x": "y"}}, "f.yaml: sec: missing 'name' (the section's name)"),
+    ({"name": None, "needed": {"x": "y"}}, "f.yaml: sec: missing 'name' (the section's name)"),
+    ({"name": "a"}, "f.yaml: sec: 'needed' must map names to things, not null None"),
+    ({"name": "a", "needed": {}}, "f.yaml: sec: 'needed' must map names to things, not dict {}"),
+    ({"name": " ", "needed": {"x": "y"}},
+     "f.yaml: sec: 'name' must be a non-empty string, not str ' '"),
+    ({"name": "a", "needed": {"x": "y"}, "mode": "quick"},
+     "f.yaml: sec: 'mode' must be one of 'fast', 'slow', not str 'quick'"),
+    ({"name": "a", "needed": {"x": "y"}, "count": 0},
+     "f.yaml: sec: 'count' must be a positive integer, not int 0"),
+    ({"name": "a", "needed": {"x": "y"}, "count": True},
+     "f.yaml: sec: 'count' must be a positive integer, not bool True"),
+    ({"name": "a", "needed": {"x": "y"}, "count": None},  # null is no default for a number
+     "f.yaml: sec: 'count' must be a positive integer, not null None"),
+    ({"name": "a", "needed": {"x": "y"}, "even": 3}, "f.yaml: sec: 'even' 3 is odd"),
+    ({"name": "a", "needed": {"x": "y"}, "strict": None},
+     "f.yaml: sec: 'strict' must be true or false, not null None"),
+    ({"name": "a", "needed": {"x": "y"}, "tags": ["t", 3]},
+     "f.yaml: sec: 'tags'[1] must be a non-empty string, not int 3"),
+    ({"name": "a", "needed": {"x": "y"}, "tags": {"t": 1}},
+     "f.yaml: sec: 'tags' must be a list of strings, not dict {'t': 1}"),
+    ({"name": "a", "needed": {"x": "y"}, "chain": []},
+     "f.yaml: sec: 'chain' is an empty list (name one)"),
+    ({"name": "a", "needed": {"x": "y"}, "chain": None},
+     "f.yaml: sec: 'chain' must be a list of strings, not null None"),
+    ({"name": "a", "needed": {"x": "y"}, "extra": {1: 2}},
+     "f.yaml: sec: extra: key 1 is not a string (extras are keyword arguments)"),
+    ({"name": "a", "needed": {"x": "y"}, "extra": {"": 2}},
+     "f.yaml: sec: extra: key '' is empty (extras are keyword arguments)"),
+    ({"name": "a", "needed": {"x": 3}}, "f.yaml: sec: needed 'x' must be a non-empty string, "
+                                        "not int 3"),
+    ({"name": "a", "needed": {"x": "y"}, "items": [""]},
+     "f.yaml: sec: items[0]: an item must be a non-empty string, not str ''"),
+    ({"name": "a", "needed": {"x": "y"}, "items": [3]},
+     "f.yaml: sec: items[0]: must be a mapping with 'label', not int 3"),
+    ({"name": "a", "needed": {"x": "y"}, "items": [{"weight": 1}]},
+     "f.yaml: sec: items[0]: missing 'label' (what the item is called)"),
+    ({"name": "a", "needed": {"x": "y"}, "items": ["i", {"label": "j", "weight": -1}]},
+     "f.yaml: sec: items[1] 'j': 'weight' must be a weight in kg, not int -1"),
+    ({"name": "a", "needed": {"x": "y"}, "items": ["i", {"label": "j", "wieght": 1}]},
+     "f.yaml: sec: items[1] 'j': unknown key 'wieght' (known: label, weight); "
+     "did you mean 'weight'?"),
+])
+def test_schema_messages(value, message):
+    assert schema_error(value) == message
+
+
+def test_schema_top_level_values():
+    assert schema_error(3, list[_Item], expected="be a list of items") == (
+        "f.yaml: sec: must be a list of items, not int 3")
+    assert schema_error(None, _Section, noun="a section") == (
+        "f.yaml: sec: a section must be a mapping with 'name' and 'needed', not null None")
+    even = Annotated[int, _positive_even]  # the validator runs after the type check
+    assert schema_error(3, even, name="x") == "f.yaml: sec: 'x' 3 is odd"
+    assert schema_error("4", even, name="x") == "f.yaml: sec: 'x' must be an integer, not str '4'"
+    assert check(4, even, "f.yaml") == 4
+    assert check(["a"], list[_Item], "f.yaml: items")[0].where == "f.yaml: items[0] 'a'"
+    assert check(None, str | None, "f.yaml") is None
+    with pytest.raises(TypeError, match="only X | None"):
+        check(1, int | str, "f.yaml")
+    with pytest.raises(TypeError, match="unsupported type"):
+        check(1, complex, "f.yaml")
