@@ -731,3 +731,32 @@ def test_schema_top_level_values():
         check(1, int | str, "f.yaml")
     with pytest.raises(TypeError, match="unsupported type"):
         check(1, complex, "f.yaml")
+
+
+def test_schema_sections_of_the_config():
+    """Every YAML key of a flow config is a field declared with key(); the follow section has
+    exactly the keys the live generator takes."""
+    from dataclasses import fields
+
+    from h5forge.flow import config
+    from h5forge.flow.live import FOLLOW_KEYS
+
+    def yaml_keys(cls):
+        return tuple(f.name for f in fields(cls) if "h5forge.flow.key" in f.metadata)
+
+    assert yaml_keys(config._FollowSection) == FOLLOW_KEYS
+    assert yaml_keys(config._FlowSection) == ("source", "stages", "drop")
+    assert yaml_keys(GeneratorSpec) == ("classname", "path", "dset_name", "params")
+    assert yaml_keys(StageSpec) == ("classname", "path", "params", "requires")
+    assert yaml_keys(ResourceSpec) == ("classname", "path", "params")
+    assert yaml_keys(Require) == tuple(Require("a", ("a",)).keys())
+
+
+def test_follow_keys_given_as_one_name(tmp_path):
+    cfg = parse_config({"flow": {"source": "follow"},
+                        "follow": {"keys": "entry/k", "frames": {"a": "d"}, "timeout": 2}},
+                       tmp_path / "live.yaml")
+    assert cfg.generator.params == {"keys": ["entry/k"], "frames": {"a": "d"}, "timeout": 2.0}
+    with pytest.raises(FlowConfigError, match=r"follow: 'keys' must be a non-empty string"):
+        parse_config({"flow": {"source": "follow"},
+                      "follow": {"keys": "", "frames": {"a": "d"}}}, tmp_path / "live.yaml")

@@ -159,9 +159,20 @@ def _nullable(f: dataclasses.Field, tp: Any) -> bool:
     return typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
 
 
+@functools.cache
+def _form(tp: Any) -> tuple[Any, tuple]:
+    """``tp``'s origin (``list``, ``Union``, ...; a dataclass stands for itself) and args."""
+    origin = typing.get_origin(tp)
+    if origin is types.UnionType:
+        origin = Union
+    if origin is None and dataclasses.is_dataclass(tp):
+        origin = dataclasses.dataclass
+    return origin, typing.get_args(tp)
+
+
 def _value(value: Any, tp: Any, where: str, name: str | None, ref: str, info: _Key,
            context: Mapping[str, Any]) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    origin, args = _form(tp)
 
     def wrong() -> typing.NoReturn:
         _fail(where, ref, f"must {info.expected or _describe(tp)}, not {type_name(value)} "
@@ -173,7 +184,7 @@ def _value(value: Any, tp: Any, where: str, name: str | None, ref: str, info: _K
             if callable(extra):
                 value = extra(value, where, ref)
         return value
-    if origin in (Union, types.UnionType):
+    if origin is Union:
         others = [a for a in args if a is not type(None)]
         if len(others) != 1 or len(others) == len(args):
             raise TypeError(f"only X | None unions are supported, not {tp}")
@@ -211,7 +222,7 @@ def _value(value: Any, tp: Any, where: str, name: str | None, ref: str, info: _K
                 raise FlowConfigError(f"{where}: {label}: key {k!r} {problem}{doc}")
             out[k] = _value(v, args[1], where, None, f"{label} {k!r}", _PLAIN, context)
         value = out
-    elif dataclasses.is_dataclass(tp):
+    elif origin is dataclasses.dataclass:
         value = _section(value, tp, where, ref, context)
     elif tp is Any:
         pass
@@ -236,7 +247,7 @@ def _value(value: Any, tp: Any, where: str, name: str | None, ref: str, info: _K
 
 def _items(value: list, tp: Any, where: str, name: str | None, ref: str,
            context: Mapping[str, Any]) -> list:
-    if dataclasses.is_dataclass(tp):  # a list of sections: each located as key[i]
+    if _form(tp)[0] is dataclasses.dataclass:  # a list of sections: each located as key[i]
         at = f"{where}: {name}" if name is not None else where
         return [_value(v, tp, f"{at}[{i}]", None, "", _PLAIN, context)
                 for i, v in enumerate(value)]

@@ -52,6 +52,15 @@ the file name and the key, e.g. ``pipeline.yaml: stages[1] 'clusterer': unknown 
   stages must mean the same thing (the cache holds one object per name); no require may be named
   like the loop dataset, which the cache already holds under that name.
 - Several configurations run one after another (:func:`load_configs` checks them all first).
+
+Where each rule lives: what one section may hold (its keys, their types and defaults, the
+message for each) is declared on its dataclass below -- :class:`GeneratorSpec`,
+:class:`StageSpec`, :class:`ResourceSpec`, :class:`Require`, and the private ``flow:`` and
+``follow:`` sections -- with :func:`h5forge.flow._schema.key`, and checked by the one generic
+:func:`h5forge.flow._schema.check`. :func:`parse_config` checks what sections say about each
+other: the names ``flow`` lists, top-level keys nobody names, a resource class declared twice,
+require names (unique in a stage, not the loop dataset, one meaning across stages). A new key
+is a new field; a new rule across sections goes into :func:`parse_config`.
 """
 
 from __future__ import annotations
@@ -61,11 +70,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
 from h5forge.errors import FlowConfigError
+from h5forge.flow._schema import Shape, check, key, type_name
 
 __all__ = [
     "DEFAULT_GENERATOR",
@@ -107,11 +117,42 @@ RESOURCE_FIXED = frozenset(
 _TOP_KEYS = ("flow", "resources")
 #: ``flow.source`` naming a live file: a ``follow:`` section (no ``classname``) describes it.
 LIVE_SOURCE = "follow"
-_FLOW_KEYS = ("source", "stages", "drop")
-_GENERATOR_KEYS = ("classname", "path", "dset_name", "params")
-_STAGE_KEYS = ("classname", "path", "params", "requires")
-_RESOURCE_KEYS = ("classname", "path", "params")
 _REQUIRE_KEYS = ("name", "path", "index_only")
+
+
+# --------------------------------------------------------------------------------------------
+# what the YAML keys hold: the spec dataclasses, checked by h5forge.flow._schema.check
+
+
+def _dataset_path(value: str, where: str, ref: str) -> str:
+    """A dataset path names something below the root: ``/`` alone does not."""
+    if value.strip("/") == "":
+        raise FlowConfigError(f"{where}: {ref} {value!r} is not a dataset path")
+    return value
+
+
+#: A non-empty string naming a dataset (``charge/events``).
+DatasetPath = Annotated[str, _dataset_path]
+
+
+def _params(fixed: frozenset[str]) -> Any:
+    """The ``params`` key of a class entry: keyword arguments, none named like ``fixed``."""
+
+    def no_fixed_name(params: dict[str, Any], where: str, ref: str) -> dict[str, Any]:
+        for name in params:
+            if name in fixed:
+                raise FlowConfigError(
+                    f"{where}: params: {name!r} clashes with an argument the framework passes "
+                    f"itself (reserved: {', '.join(sorted(fixed))}); rename it"
+                )
+        return params
+
+    return key("params are keyword arguments", default_factory=dict,
+               expected="be a mapping of keyword arguments", check=no_fixed_name)
+
+
+_CLASSNAME = "the class to instantiate"
+_CLASS_ENTRY = Shape("be a mapping with 'classname'")
 
 
 @dataclass(frozen=True)
@@ -120,9 +161,13 @@ class Require:
     dataset by references (one name: directly referenced), ``index_only`` asks for the indices
     into the last one rather than its rows."""
 
-    name: str
-    path: tuple[str, ...]
-    index_only: bool = False
+    name: str = key("the key of the data in the cache")
+    path: tuple[DatasetPath, ...] = key(
+        expected="be a dataset name or a list of them (a chain of references)", one=True,
+        nonempty="is an empty list (name at least one dataset)", default_from="name")
+    index_only: bool = key(default=False)
+    yaml_shape = Shape("be a dataset name or a mapping with 'name', 'path', 'index_only'",
+                       scalar=("name", DatasetPath, "a require"))
 
     def __getitem__(self, key: str) -> Any:
         """h5flow's access: ``r['name']``, ``r['path']`` (a list), ``r['index_only']``."""
@@ -154,11 +199,12 @@ class GeneratorSpec(_Located):
     """A generator: ``name`` is its top-level key (or the dataset path for the default one)."""
 
     name: str
-    classname: str
-    path: str | None = None
-    dset_name: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+    classname: str = key(_CLASSNAME)
+    path: str | None = key(default=None)
+    dset_name: DatasetPath | None = key(default=None)
+    params: dict[str, Any] = _params(GENERATOR_FIXED)
     kind = "generator"
+    yaml_shape = _CLASS_ENTRY
 
 
 @dataclass
@@ -166,21 +212,61 @@ class StageSpec(_Located):
     """A stage, in the order ``flow.stages`` lists it."""
 
     name: str
-    classname: str
-    path: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    requires: list[Require] = field(default_factory=list)
+    classname: str = key(_CLASSNAME)
+    path: str | None = key(default=None)
+    params: dict[str, Any] = _params(STAGE_FIXED)
+    requires: list[Require] = key(default_factory=list)
     kind = "stage"
+    yaml_shape = _CLASS_ENTRY
 
 
 @dataclass
 class ResourceSpec(_Located):
     """A resource (one instance per class, reached by its class name)."""
 
-    classname: str
-    path: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+    classname: str = key(_CLASSNAME)
+    path: str | None = key(default=None)
+    params: dict[str, Any] = _params(RESOURCE_FIXED)
     kind = "resource"
+    yaml_shape = Shape("be a mapping with 'classname'", title="classname")
+
+
+@dataclass
+class _FlowSection:
+    """The ``flow:`` mapping, before the names it holds are resolved."""
+
+    source: str = key("a generator name or a dataset path to loop over")
+    stages: list[str] = key(default_factory=list)
+    drop: list[str] = key(default_factory=list)
+    yaml_shape = Shape("be a mapping with 'source', 'stages', 'drop'")
+
+
+def _no_index_frame(frames: dict[str, str], where: str, ref: str) -> dict[str, str]:
+    if "index" in frames:
+        raise FlowConfigError(f"{where}: frames: 'index' is the frame number's column; name "
+                              f"the dataset otherwise")
+    return frames
+
+
+@dataclass(kw_only=True)
+class _FollowSection:
+    """A ``follow:`` section (``source: follow``): the built-in FollowGenerator's params, in
+    the order of :data:`h5forge.flow.live.FOLLOW_KEYS`."""
+
+    file: str | None = key(default=None)
+    keys: list[str] = key("the key datasets of the live file", one=True,
+                          nonempty="is empty (name the key datasets)")
+    finished: DatasetPath | None = key(default=None)
+    frames: dict[str, DatasetPath] = key(
+        expected="map names to the live file's frame datasets, e.g. {image: entry/data}",
+        nonempty=True, check=_no_index_frame)
+    timeout: float | None = key(default=None, expected="be a positive number of seconds",
+                                gt=0)
+    poll_interval: float | None = key(default=None, ge=0,
+                                      expected="be 0 or a positive number of seconds")
+    max_frames: int | None = key(default=None, expected="be a positive integer", ge=1)
+    dset_name: DatasetPath = key(default="frames")
+    yaml_shape = Shape("be a mapping")
 
 
 @dataclass
@@ -269,274 +355,73 @@ def _read_yaml(path: Path, label: str) -> Any:
         raise FlowConfigError(f"{label}: not valid YAML{where}: {detail}") from exc
 
 
+
 # --------------------------------------------------------------------------------------------
-# checking
-
-
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _check_keys(mapping: Mapping, known: tuple[str, ...], where: str) -> None:
-    for key in mapping:
-        if key not in known:
-            hint = ""
-            if isinstance(key, str):
-                close = difflib.get_close_matches(key, known, n=1)
-                if close:
-                    hint = f"; did you mean {close[0]!r}?"
-            raise FlowConfigError(
-                f"{where}: unknown key {key!r} (known: {', '.join(known)}){hint}"
-            )
-
-
-def _string(value: Any, where: str, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise FlowConfigError(
-            f"{where}: {what} must be a non-empty string, not {_type_name(value)} {value!r}"
-        )
-    return value
-
-
-def _optional_string(mapping: Mapping, key: str, where: str) -> str | None:
-    value = mapping.get(key)
-    if value is None:
-        return None
-    return _string(value, where, f"'{key}'")
-
-
-def _classname(mapping: Mapping, where: str) -> str:
-    if mapping.get("classname") is None:
-        raise FlowConfigError(f"{where}: missing 'classname' (the class to instantiate)")
-    return _string(mapping["classname"], where, "'classname'")
-
-
-def _class_mapping(raw: Any, what: str, keys: tuple[str, ...], where: str) -> str:
-    """Check that a generator's or stage's entry is a mapping of known keys with a
-    ``classname``; return the class name."""
-    if not isinstance(raw, Mapping):
-        raise FlowConfigError(
-            f"{where}: {what} must be a mapping with 'classname', not {_type_name(raw)} {raw!r}"
-        )
-    _check_keys(raw, keys, where)
-    return _classname(raw, where)
-
-
-def _params(mapping: Mapping, fixed: frozenset[str], where: str) -> dict[str, Any]:
-    params = mapping.get("params")
-    if params is None:
-        return {}
-    if not isinstance(params, Mapping):
-        raise FlowConfigError(
-            f"{where}: 'params' must be a mapping of keyword arguments, not "
-            f"{_type_name(params)} {params!r}"
-        )
-    for key in params:
-        if not isinstance(key, str) or not key:
-            raise FlowConfigError(
-                f"{where}: params: key {key!r} is not a string (params are keyword arguments)"
-            )
-        if key in fixed:
-            raise FlowConfigError(
-                f"{where}: params: {key!r} clashes with an argument the framework passes itself "
-                f"(reserved: {', '.join(sorted(fixed))}); rename it"
-            )
-    return dict(params)
-
-
-def _dataset_name(value: Any, where: str, what: str) -> str:
-    name = _string(value, where, what)
-    if name.strip("/") == "":
-        raise FlowConfigError(f"{where}: {what} {value!r} is not a dataset path")
-    return name
-
-
-def _require(entry: Any, where: str) -> Require:
-    if isinstance(entry, str):
-        name = _dataset_name(entry, where, "a require")
-        return Require(name=name, path=(name,), index_only=False)
-    if not isinstance(entry, Mapping):
-        raise FlowConfigError(
-            f"{where}: must be a dataset name or a mapping with 'name', 'path', 'index_only', "
-            f"not {_type_name(entry)} {entry!r}"
-        )
-    _check_keys(entry, _REQUIRE_KEYS, where)
-    if entry.get("name") is None:
-        raise FlowConfigError(f"{where}: missing 'name' (the key of the data in the cache)")
-    name = _string(entry["name"], where, "'name'")
-    raw_path = entry.get("path", name)
-    if isinstance(raw_path, str):
-        path: tuple[str, ...] = (_dataset_name(raw_path, where, "'path'"),)
-    elif isinstance(raw_path, list):
-        if not raw_path:
-            raise FlowConfigError(f"{where}: 'path' is an empty list (name at least one dataset)")
-        path = tuple(
-            _dataset_name(p, where, f"'path'[{i}]") for i, p in enumerate(raw_path)
-        )
-    else:
-        raise FlowConfigError(
-            f"{where}: 'path' must be a dataset name or a list of them (a chain of references), "
-            f"not {_type_name(raw_path)} {raw_path!r}"
-        )
-    index_only = entry.get("index_only", False)
-    if not isinstance(index_only, bool):
-        raise FlowConfigError(
-            f"{where}: 'index_only' must be true or false, not {_type_name(index_only)} "
-            f"{index_only!r}"
-        )
-    return Require(name=name, path=path, index_only=index_only)
-
-
-def _requires(mapping: Mapping, where: str) -> list[Require]:
-    raw = mapping.get("requires")
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise FlowConfigError(
-            f"{where}: 'requires' must be a list, not {_type_name(raw)} {raw!r}"
-        )
-    out: list[Require] = []
-    names: set[str] = set()
-    for i, entry in enumerate(raw):
-        req = _require(entry, f"{where}: requires[{i}]")
-        if req.name in names:
-            raise FlowConfigError(
-                f"{where}: requires[{i}]: name {req.name!r} is required twice "
-                "(give each a distinct 'name')"
-            )
-        names.add(req.name)
-        out.append(req)
-    return out
-
-
-def _string_list(value: Any, where: str, what: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise FlowConfigError(
-            f"{where}: {what} must be a list of strings, not {_type_name(value)} {value!r}"
-        )
-    return [_string(v, where, f"{what}[{i}]") for i, v in enumerate(value)]
-
-
-def _resources(raw: Any, label: str, base_dir: Path) -> list[ResourceSpec]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise FlowConfigError(
-            f"{label}: resources: must be a list of mappings (each with 'classname'), not "
-            f"{_type_name(raw)} {raw!r}"
-        )
-    out: list[ResourceSpec] = []
-    seen: dict[str, int] = {}
-    for i, entry in enumerate(raw):
-        where = f"{label}: resources[{i}]"
-        if not isinstance(entry, Mapping):
-            raise FlowConfigError(
-                f"{where}: must be a mapping with 'classname', not {_type_name(entry)} {entry!r}"
-            )
-        if isinstance(entry.get("classname"), str):
-            where = f"{where} {entry['classname']!r}"
-        _check_keys(entry, _RESOURCE_KEYS, where)
-        classname = _classname(entry, where)
-        if classname in seen:
-            raise FlowConfigError(
-                f"{where}: resource class {classname!r} is declared twice (also resources"
-                f"[{seen[classname]}]); there is one instance per class"
-            )
-        seen[classname] = i
-        out.append(ResourceSpec(
-            classname=classname, path=_optional_string(entry, "path", where),
-            params=_params(entry, RESOURCE_FIXED, where), where=where, base_dir=base_dir,
-        ))
-    return out
-
-
-def _follow_section(raw: Mapping, where: str, base_dir: Path) -> GeneratorSpec:
-    """``source: follow``: the live-file section becomes the built-in FollowGenerator."""
-    from h5forge.flow.live import FOLLOW_KEYS
-
-    _check_keys(raw, FOLLOW_KEYS, where)
-    params: dict[str, Any] = {}
-    if raw.get("keys") is None:
-        raise FlowConfigError(f"{where}: missing 'keys' (the key datasets of the live file)")
-    params["keys"] = _string_list(raw["keys"], where, "'keys'") if not isinstance(
-        raw["keys"], str) else [raw["keys"]]
-    if not params["keys"]:
-        raise FlowConfigError(f"{where}: 'keys' is empty (name the key datasets)")
-    frames = raw.get("frames")
-    if not isinstance(frames, Mapping) or not frames:
-        raise FlowConfigError(f"{where}: 'frames' must map names to the live file's frame "
-                              f"datasets, e.g. {{image: entry/data}}, not {frames!r}")
-    params["frames"] = {_string(k, where, "a 'frames' name"): _dataset_name(v, where,
-                                                                            f"frames {k!r}")
-                        for k, v in frames.items()}
-    if "index" in params["frames"]:
-        raise FlowConfigError(f"{where}: frames: 'index' is the frame number's column; name "
-                              f"the dataset otherwise")
-    if raw.get("file") is not None:
-        file = Path(_string(raw["file"], where, "'file'"))
-        params["file"] = str(file if file.is_absolute() else base_dir / file)
-    if raw.get("finished") is not None:
-        params["finished"] = _dataset_name(raw["finished"], where, "'finished'")
-    for key, low in (("timeout", 0.0), ("poll_interval", -1e-12)):
-        value = raw.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= low:
-            raise FlowConfigError(f"{where}: {key!r} must be a positive number of seconds, "
-                                  f"not {value!r}")
-        params[key] = float(value)
-    if raw.get("max_frames") is not None:
-        value = raw["max_frames"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise FlowConfigError(f"{where}: 'max_frames' must be a positive integer, not "
-                                  f"{value!r}")
-        params["max_frames"] = value
-    dset_name = _dataset_name(raw.get("dset_name", "frames"), where, "'dset_name'")
-    return GeneratorSpec(name=LIVE_SOURCE, classname="FollowGenerator", dset_name=dset_name,
-                         params=params, where=where, base_dir=base_dir)
+# checking: the sections by their dataclasses, then what refers to what
 
 
 def parse_config(data: Any, path: str | PathLike[str] = "<config>") -> FlowConfig:
     """Check an already-parsed configuration (the mapping ``yaml.safe_load`` gives).
 
     ``path`` names it in messages; its directory is where relative ``.py`` paths are resolved.
+    Each section is checked against its dataclass (:func:`h5forge.flow._schema.check`); what
+    is checked here is what one part of the file says about another.
     """
     cfg_path = Path(path)
     label = str(path)
-    base_dir = cfg_path.parent
+    context = {"base_dir": cfg_path.parent}
     if data is None:
         raise FlowConfigError(f"{label}: the configuration is empty (it needs a 'flow' mapping)")
     if not isinstance(data, Mapping):
         raise FlowConfigError(
-            f"{label}: the top level must be a mapping with a 'flow' key, not {_type_name(data)}"
+            f"{label}: the top level must be a mapping with a 'flow' key, not {type_name(data)}"
         )
-    for key in data:
-        if not isinstance(key, str):
-            raise FlowConfigError(f"{label}: top-level key {key!r} is not a string")
-
-    # -- flow
+    for name in data:
+        if not isinstance(name, str):
+            raise FlowConfigError(f"{label}: top-level key {name!r} is not a string")
     if "flow" not in data:
         raise FlowConfigError(
             f"{label}: missing 'flow' (a mapping with 'source' and usually 'stages')"
         )
-    flow = data["flow"]
-    if not isinstance(flow, Mapping):
-        raise FlowConfigError(
-            f"{label}: flow: must be a mapping with 'source', 'stages', 'drop', not "
-            f"{_type_name(flow)} {flow!r}"
-        )
-    _check_keys(flow, _FLOW_KEYS, f"{label}: flow")
-    if flow.get("source") is None:
-        raise FlowConfigError(
-            f"{label}: flow: missing 'source' (a generator name or a dataset path to loop over)"
-        )
-    source = _string(flow["source"], f"{label}: flow", "'source'")
-    stage_names = _string_list(flow.get("stages"), f"{label}: flow", "'stages'")
-    drop = _string_list(flow.get("drop"), f"{label}: flow", "'drop'")
+    flow: _FlowSection = check(data["flow"], _FlowSection, f"{label}: flow")
+    source, stage_names = flow.source, flow.stages
+    _check_flow_names(data, source, stage_names, label)
 
-    # -- names flow refers to
+    resources: list[ResourceSpec] = []
+    if data.get("resources") is not None:
+        resources = check(data["resources"], list[ResourceSpec], f"{label}: resources",
+                          expected="be a list of mappings (each with 'classname')",
+                          context=context)
+        _check_one_per_class(resources)
+
+    source_spec: GeneratorSpec | str
+    if source == LIVE_SOURCE and isinstance(data.get(source), Mapping) \
+            and "classname" not in data[source]:
+        source_spec = _follow_generator(data[source], f"{label}: {source}", context)
+        loop_dset = source_spec.dset_name
+    elif source in data:
+        source_spec = check(data[source], GeneratorSpec, f"{label}: source {source!r}",
+                            noun="a generator", context={**context, "name": source})
+        loop_dset = source_spec.dset_name
+    else:
+        source_spec = check(source, DatasetPath, f"{label}: flow", "source")
+        loop_dset = source
+
+    stages = [
+        check(data[name], StageSpec, f"{label}: stages[{i}] {name!r}", noun="a stage",
+              context={**context, "name": name})
+        for i, name in enumerate(stage_names)
+    ]
+    _check_requires(stages, loop_dset)
+    return FlowConfig(
+        path=cfg_path, source=source, source_spec=source_spec, stages=stages, drop=flow.drop,
+        resources=resources,
+    )
+
+
+def _check_flow_names(data: Mapping, source: str, stage_names: list[str], label: str) -> None:
+    """The names ``flow`` lists: not reserved, no repeats, each defined; and every other
+    top-level key is one of them (or starts with ``_``)."""
     for name in [source, *stage_names]:
         if name in _TOP_KEYS:
             raise FlowConfigError(
@@ -555,7 +440,7 @@ def parse_config(data: Any, path: str | PathLike[str] = "<config>") -> FlowConfi
                 f"{label}: flow: {name!r} is both the source and 'stages'[{i}]"
             )
 
-    # -- stages named but not defined (before unknown keys: the likelier mistake to report)
+    # stages named but not defined (before unknown keys: the likelier mistake to report)
     referenced = {source, *stage_names}
     unused = sorted(k for k in data if k not in _TOP_KEYS and k not in referenced)
     for i, name in enumerate(stage_names):
@@ -567,79 +452,74 @@ def parse_config(data: Any, path: str | PathLike[str] = "<config>") -> FlowConfi
                 f"top-level {name!r} mapping with 'classname'){hint}"
             )
 
-    # -- unknown top-level keys
-    for key in data:
-        if key in _TOP_KEYS or key in referenced or key.startswith("_"):
+    for top in data:
+        if top in _TOP_KEYS or top in referenced or top.startswith("_"):
             continue
         hint = ""
-        close = difflib.get_close_matches(key, sorted(referenced), n=1)
+        close = difflib.get_close_matches(top, sorted(referenced), n=1)
         if close:
             hint = f"; did you mean {close[0]!r}?"
         raise FlowConfigError(
-            f"{label}: top-level key {key!r} is neither 'flow', 'resources' nor a generator or "
+            f"{label}: top-level key {top!r} is neither 'flow', 'resources' nor a generator or "
             f"stage named in flow (source: {source!r}, stages: {stage_names}){hint}; "
             "start it with '_' if it only holds YAML anchors"
         )
 
-    # -- resources
-    resources = _resources(data.get("resources"), label, base_dir)
 
-    # -- source
-    source_spec: GeneratorSpec | str
-    if source == LIVE_SOURCE and isinstance(data.get(source), Mapping) \
-            and "classname" not in data[source]:
-        source_spec = _follow_section(data[source], f"{label}: {source}", base_dir)
-        loop_dset = source_spec.dset_name
-    elif source in data:
-        where = f"{label}: source {source!r}"
-        gen = data[source]
-        classname = _class_mapping(gen, "a generator", _GENERATOR_KEYS, where)
-        dset_name = gen.get("dset_name")
-        if dset_name is not None:
-            dset_name = _dataset_name(dset_name, where, "'dset_name'")
-        source_spec = GeneratorSpec(
-            name=source, classname=classname, path=_optional_string(gen, "path", where),
-            dset_name=dset_name, params=_params(gen, GENERATOR_FIXED, where),
-            where=where, base_dir=base_dir,
-        )
-        loop_dset = dset_name
-    else:
-        source_spec = _dataset_name(source, f"{label}: flow", "'source'")
-        loop_dset = source
+def _check_one_per_class(resources: list[ResourceSpec]) -> None:
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(resources):
+        if spec.classname in seen:
+            raise FlowConfigError(
+                f"{spec.where}: resource class {spec.classname!r} is declared twice (also "
+                f"resources[{seen[spec.classname]}]); there is one instance per class"
+            )
+        seen[spec.classname] = i
 
-    # -- stages
-    stages: list[StageSpec] = []
+
+def _check_requires(stages: list[StageSpec], loop_dset: str | None) -> None:
+    """A require name is used once per stage, is not the loop dataset (the cache holds it
+    already) and means the same in every stage (the cache holds one object per name)."""
     first_use: dict[str, tuple[Require, str]] = {}
-    for i, name in enumerate(stage_names):
-        where = f"{label}: stages[{i}] {name!r}"
-        raw = data[name]
-        classname = _class_mapping(raw, "a stage", _STAGE_KEYS, where)
-        requires = _requires(raw, where)
-        for j, req in enumerate(requires):
+    for i, stage in enumerate(stages):
+        names: set[str] = set()
+        for j, req in enumerate(stage.requires):
+            if req.name in names:
+                raise FlowConfigError(
+                    f"{stage.where}: requires[{j}]: name {req.name!r} is required twice "
+                    "(give each a distinct 'name')"
+                )
+            names.add(req.name)
             if loop_dset is not None and req.name == loop_dset:
                 raise FlowConfigError(
-                    f"{where}: requires[{j}]: name {req.name!r} is the loop dataset, which the "
-                    "cache already holds under that name; give the require another 'name'"
+                    f"{stage.where}: requires[{j}]: name {req.name!r} is the loop dataset, "
+                    "which the cache already holds under that name; give the require another "
+                    "'name'"
                 )
             if req.name in first_use and first_use[req.name][0] != req:
                 other, other_where = first_use[req.name]
                 raise FlowConfigError(
-                    f"{where}: requires[{j}]: {req.name!r} means {req.path} "
+                    f"{stage.where}: requires[{j}]: {req.name!r} means {req.path} "
                     f"(index_only={req.index_only}) here but {other.path} "
                     f"(index_only={other.index_only}) in {other_where}; the cache holds one "
                     "object per name, so rename one"
                 )
-            first_use.setdefault(req.name, (req, f"stages[{i}] {name!r}"))
-        stages.append(StageSpec(
-            name=name, classname=classname, path=_optional_string(raw, "path", where),
-            params=_params(raw, STAGE_FIXED, where), requires=requires,
-            where=where, base_dir=base_dir,
-        ))
+            first_use.setdefault(req.name, (req, f"stages[{i}] {stage.name!r}"))
 
-    return FlowConfig(
-        path=cfg_path, source=source, source_spec=source_spec, stages=stages, drop=drop,
-        resources=resources,
-    )
+
+def _follow_generator(raw: Mapping, where: str, context: Mapping[str, Any]) -> GeneratorSpec:
+    """``source: follow``: the live-file section becomes the built-in FollowGenerator."""
+    section: _FollowSection = check(raw, _FollowSection, where)
+    params: dict[str, Any] = {"keys": section.keys, "frames": section.frames}
+    if section.file is not None:
+        file = Path(section.file)
+        params["file"] = str(file if file.is_absolute() else context["base_dir"] / file)
+    for name in ("finished", "timeout", "poll_interval", "max_frames"):
+        if getattr(section, name) is not None:
+            params[name] = getattr(section, name)
+    return GeneratorSpec(name=LIVE_SOURCE, classname="FollowGenerator",
+                         dset_name=section.dset_name, params=params, where=where,
+                         base_dir=context["base_dir"])
 
 
 def load_config(path: str | PathLike[str]) -> FlowConfig:
