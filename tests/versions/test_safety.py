@@ -325,3 +325,27 @@ def test_prev_version_empty_string_means_no_previous(path):
             g["y"] = [2]
         assert vf["fresh"].attrs["prev_version"] == FIRST_VERSION
         assert list(vf["fresh"]) == ["y"]
+
+
+def test_cli_reads_a_tree_kept_in_a_group(path, tmp_path):
+    with h5py.File(path, "w") as f:
+        f["other"] = [1]
+        with VersionedFile(f.create_group("cal")) as vf:
+            with vf.stage_version("v1") as g:
+                g["x"] = np.arange(5)
+            with vf.stage_version("v2") as g:
+                g["x"][0] = 9
+    cli = [sys.executable, "-m", "h5forge", "versions"]
+    log = subprocess.run(cli + ["log", path, "--group", "cal"], capture_output=True, text=True)
+    assert log.returncode == 0 and "v2" in log.stdout and "v1" in log.stdout
+    out = str(tmp_path / "v1.h5")
+    export = subprocess.run(cli + ["export", path, "v1", out, "-g", "/cal"],
+                            capture_output=True, text=True)
+    assert export.returncode == 0, export.stderr
+    with h5py.File(out, "r") as f:
+        np.testing.assert_array_equal(f["x"][()], np.arange(5))
+    root = subprocess.run(cli + ["log", path], capture_output=True, text=True)
+    assert root.returncode == 2 and "versioned trees in groups: /cal" in root.stderr
+    missing = subprocess.run(cli + ["diff", path, "v1", "v2", "-g", "nope"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope: no such group" in missing.stderr

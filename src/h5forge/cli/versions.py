@@ -5,6 +5,10 @@ in with its history, and the space of deleted versions given back."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+from typing import Iterator
+
+import h5py
 
 from h5forge.versions import VersionedFile
 
@@ -23,6 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          description="List the versions of FILE, oldest first; the current "
                                      "one is marked with '*'.")
     log.add_argument("file", metavar="FILE")
+    _group_option(log)
     log.set_defaults(func=run_log)
     diff = sub.add_parser("diff", help="what changed between two versions",
                           description="Datasets and groups added, removed and changed from V1 "
@@ -30,6 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     diff.add_argument("file", metavar="FILE")
     diff.add_argument("v1", metavar="V1")
     diff.add_argument("v2", metavar="V2")
+    _group_option(diff)
     diff.set_defaults(func=run_diff)
     export = sub.add_parser("export", help="write one version as a plain HDF5 file",
                             description="Write VERSION of FILE to OUT as a plain HDF5 file that "
@@ -38,6 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("version", metavar="VERSION")
     export.add_argument("out", metavar="OUT.h5")
     export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    _group_option(export)
     export.set_defaults(func=run_export)
     imp = sub.add_parser("import", help="convert a versioned-hdf5 file, with its history",
                          description="Write every committed version of the versioned-hdf5 file "
@@ -65,8 +72,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     gc.set_defaults(func=run_gc)
 
 
+def _group_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-g", "--group", metavar="PATH", default="/",
+                        help="the group holding the versioned tree (default: the file's root), "
+                             "for trees made with VersionedFile(f[PATH])")
+
+
+@contextlib.contextmanager
+def _open(args: argparse.Namespace) -> Iterator[VersionedFile]:
+    """The versioned tree of FILE (at --group), read-only."""
+    from h5forge.errors import NodeNotFoundError
+
+    if args.group.strip("/") == "":
+        with VersionedFile(args.file, "r") as vf:
+            yield vf
+        return
+    with h5py.File(args.file, "r") as f:
+        group = f.get(args.group)
+        if not isinstance(group, h5py.Group):
+            raise NodeNotFoundError(f"{args.file}:{args.group}: no such group; give the group "
+                                    f"that holds the versions with --group")
+        with VersionedFile(group) as vf:
+            yield vf
+
+
 def run_log(args: argparse.Namespace) -> int:
-    with VersionedFile(args.file, "r") as vf:
+    with _open(args) as vf:
         rows = [("", "name", "timestamp (UTC)", "prev", "datasets changed")]
         current = vf.current_version
         for name in vf.versions:
@@ -92,7 +123,7 @@ def format_regions(regions: list[tuple[slice, ...]], limit: int = 6) -> str:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    with VersionedFile(args.file, "r") as vf:
+    with _open(args) as vf:
         diff = vf.diff(args.v1, args.v2)
     lines = [f"+ {p}" for p in diff["added"]] + [f"- {p}" for p in diff["removed"]]
     lines += [f"+ {p}/ (group)" for p in diff["groups_added"]]
@@ -109,7 +140,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     if os.path.exists(args.out) and not args.overwrite:
         raise NodeExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    with VersionedFile(args.file, "r") as vf:
+    with _open(args) as vf:
         vf.export(args.version, args.out)
     print(f"wrote version {args.version} of {args.file} to {args.out}")
     return 0

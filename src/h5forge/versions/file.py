@@ -170,8 +170,11 @@ class VersionedFile:
             _small_metadata_cache(self._file)
         if DATA_GROUP not in root:
             if not self._writable:
-                raise VersionError(f"{self._where} has no versions (open it with mode 'a' to "
-                                   f"start)")
+                trees = _versioned_groups(root)
+                hint = (f"; it holds versioned trees in groups: {', '.join(trees[:5])} (open "
+                        f"one with VersionedFile(f[path]), or --group on the command line)"
+                        if trees else " (open it with mode 'a' to start)")
+                raise VersionError(f"{self._where} has no versions{hint}")
             if "_version_data" in root:
                 raise VersionError(f"{self._where} is a versioned-hdf5 file; convert it with "
                                    f"h5forge.versions.import_versioned_hdf5 (or `h5forge "
@@ -828,6 +831,18 @@ class _FirstVersion(VersionGroup):
     def __init__(self, vf: VersionedFile, node: h5py.Group, path: str, version: str):
         self._vf, self._node, self.name, self.version = vf, node, path, version
         self.attrs = ReadOnlyAttrs({}, "/")
+
+
+def _versioned_groups(root: h5py.Group) -> list[str]:
+    """The groups below ``root`` that hold a versioned tree (for a helpful message)."""
+    found: list[str] = []
+
+    def visit(name: str) -> None:
+        if name.rsplit("/", 1)[-1] == DATA_GROUP:
+            found.append("/" + name.rsplit("/", 1)[0] if "/" in name else "/")
+
+    root.visit(visit)
+    return found
 
 
 def _lockable_path(f: h5py.File) -> str | None:
