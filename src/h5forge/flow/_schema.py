@@ -16,8 +16,9 @@ Message shapes, each ``<where>: <what>``:
   derived from the type, or given by :func:`key`);
 - a key the dataclass does not declare: ``unknown key 'x' (known: ...); did you mean ...?``;
 - a required key absent or null: ``missing 'key' (<doc>)``;
-- an element of a list of sections: located as ``key[i]``; of a list of scalars: ``'key'[i]``;
-  a value of a mapping: ``key 'name'``.
+- a key of a ``dict`` key that is not a string: ``key: key 1 is not a string (<doc>)``;
+- an element of a list of sections is located as ``key[i]``, one of a list of scalars is named
+  ``'key'[i]``, a value of a ``dict`` key ``key 'name'`` (``frames 'image'``).
 
 A key written as ``null`` reads as absent when its type admits ``None`` or its default is an
 empty collection; elsewhere (a ``bool`` default, a default taken from another key) ``null`` is
@@ -60,6 +61,8 @@ class Shape(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class _Key:
+    """What :func:`key` was told about a field (stored in the field's metadata)."""
+
     doc: str | None
     expected: str | None = None
     check: Validator | None = None
@@ -81,7 +84,8 @@ def key(doc: str | None = None, *, default: Any = dataclasses.MISSING,
     """Declare a dataclass field as a YAML key (a :func:`dataclasses.field` with metadata).
 
     ``doc`` says what the key is; a required key that is absent is reported as
-    ``missing 'key' (<doc>)`` (without ``doc``: as a wrong value, with ``expected``).
+    ``missing 'key' (<doc>)`` (without ``doc``: as a wrong value, with ``expected``), and a
+    ``dict`` key's own keys that are not strings as ``key 1 is not a string (<doc>)``.
     ``expected`` replaces the text derived from the type after ``must`` (``be a list``).
     ``check`` runs after the type check. ``nonempty`` refuses an empty list or mapping: with
     the text after the key (``is empty (name ...)``), or ``True`` to say ``expected``.
@@ -178,6 +182,15 @@ def _value(value: Any, tp: Any, where: str, name: str | None, ref: str, info: _K
         _fail(where, ref, f"must {info.expected or _describe(tp)}, not {type_name(value)} "
                           f"{value!r}")
 
+    def collection(kind: type) -> None:
+        """A list or a mapping: of that kind, and not empty when the key says so."""
+        if not isinstance(value, kind):
+            wrong()
+        if not value and info.nonempty:
+            if info.nonempty is True:
+                wrong()
+            _fail(where, ref, info.nonempty)
+
     if origin is Annotated:
         value = _value(value, args[0], where, name, ref, info, context)
         for extra in args[1:]:
@@ -197,22 +210,12 @@ def _value(value: Any, tp: Any, where: str, name: str | None, ref: str, info: _K
         if info.one and isinstance(value, str):  # a single value, named as the key itself
             value = [_value(value, args[0], where, None, ref, _PLAIN, context)]
         else:
-            if not isinstance(value, list):
-                wrong()
-            if not value and info.nonempty:
-                if info.nonempty is True:
-                    wrong()
-                _fail(where, ref, info.nonempty)
+            collection(list)
             value = _items(value, args[0], where, name, ref, context)
         if origin is tuple:
             value = tuple(value)
     elif origin is dict:
-        if not isinstance(value, Mapping):
-            wrong()
-        if not value and info.nonempty:
-            if info.nonempty is True:
-                wrong()
-            _fail(where, ref, info.nonempty)
+        collection(Mapping)
         out = {}
         label = name if name is not None else ref
         for k, v in value.items():
