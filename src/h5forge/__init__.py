@@ -15,6 +15,7 @@ from h5forge.errors import H5ForgeError
 from h5forge.store import (
     Codec,
     LazyArray,
+    Registry,
     UnknownClassWarning,
     UnknownObject,
     alias,
@@ -46,6 +47,7 @@ __all__ = [
     "register_class",
     "alias",
     "Codec",
+    "Registry",
     "UnknownObject",
     "UnknownClassWarning",
     "LazyArray",

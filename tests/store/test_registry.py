@@ -30,11 +30,9 @@ def test_custom_codec_example(tmp_path):
         with h5py.File(path, "r") as f:  # readable as plain numbers
             assert f["x"][()].tolist() == [1.0, 2.5] and f["x"].attrs["typecode"] == "d"
     finally:
-        codec = namespace["ArrayArrayCodec"]
-        registry._by_type.pop(array.array, None)
-        registry._by_name.pop("array.array", None)
-        registry._type_cache.clear()
-        del codec
+        h5forge.store.default_registry.unregister(namespace["ArrayArrayCodec"])
+    with pytest.raises(CodecError, match=r"array\.array"):  # unregistered: unknown again
+        h5forge.dump({"x": array.array("d", [1.0])}, tmp_path / "again.h5")
 
 
 def test_user_codec_overrides_builtin(tmp_path):
@@ -49,7 +47,7 @@ def test_user_codec_overrides_builtin(tmp_path):
         def decode(self, stored, dec):
             return st.Point(*stored.dataset()[()].tolist())
 
-    h5forge.register_codec(UpperStr())
+    codec = h5forge.register_codec(UpperStr())
     try:
         path = tmp_path / "p.h5"
         h5forge.dump(st.Point(1, 2), path)
@@ -57,9 +55,7 @@ def test_user_codec_overrides_builtin(tmp_path):
             assert f.attrs["class"] == "test.point"
         assert h5forge.load(path) == st.Point(1, 2)
     finally:
-        registry._by_type.pop(st.Point, None)
-        registry._by_name.pop("test.point", None)
-        registry._type_cache.clear()
+        h5forge.store.default_registry.unregister(codec)
 
 
 def test_register_codec_rejects_non_codecs():
@@ -75,12 +71,12 @@ def test_alias_for_a_renamed_class(tmp_path):
     with pytest.warns(h5forge.UnknownClassWarning, match="alias"):
         unknown = h5forge.load(path)
     assert isinstance(unknown, h5forge.UnknownObject) and unknown.state["number"] == 3
-    h5forge.alias("labcode.v1.OldTrial", st.Trial)
-    try:
-        out = h5forge.load(path)
-        assert type(out) is st.Trial and out.label == "old"
-    finally:
-        registry._aliases.pop("labcode.v1.OldTrial")
+    mine = h5forge.store.default_registry.copy()
+    mine.alias("labcode.v1.OldTrial", st.Trial)
+    out = h5forge.load(path, registry=mine)
+    assert type(out) is st.Trial and out.label == "old"
+    with pytest.warns(h5forge.UnknownClassWarning):  # the default registry is unchanged
+        assert isinstance(h5forge.load(path), h5forge.UnknownObject)
 
 
 def test_resolution_rules(monkeypatch):
@@ -98,3 +94,133 @@ def test_resolution_rules(monkeypatch):
         registry.resolve_class("fractions.Fraction")
     assert "fractions" not in sys.modules
     assert registry.resolve_class("fractions.Fraction", ["fractions"]).__name__ == "Fraction"
+
+
+# -- the Registry object ------------------------------------------------------------------------
+class PointCodec(h5forge.Codec):
+    types = (st.Point,)
+    names = ("test.point",)
+
+    def encode(self, obj, enc, where):
+        from h5forge.store.layout import dataset_node
+
+        return dataset_node("test.point", [obj.x, obj.y])
+
+    def decode(self, stored, dec):
+        return st.Point(*stored.read("i").tolist())
+
+
+def test_a_copy_is_independent_of_the_default(tmp_path):
+    default = h5forge.store.default_registry
+    mine = default.copy()
+    mine.register(PointCodec)
+    path = tmp_path / "p.h5"
+    h5forge.dump({"p": st.Point(1, 2)}, path, registry=mine)
+    with h5py.File(path, "r") as f:
+        assert f["p"].attrs["class"] == "test.point" and f["p"][()].tolist() == [1, 2]
+    assert h5forge.load(path, registry=mine) == {"p": st.Point(1, 2)}
+    # the default registry never saw the codec: the node name is unknown to it
+    assert default.codec_for_name("test.point") is None
+    assert type(default.codec_for_type(st.Point)) is not PointCodec
+    with pytest.warns(h5forge.UnknownClassWarning, match="test.point"):
+        assert isinstance(h5forge.load(path)["p"], h5forge.UnknownObject)
+
+
+def test_register_class_and_alias_on_a_copy_stay_there(tmp_path):
+    mine = h5forge.store.default_registry.copy()
+    mine.register_class(st.Trial, name="lab.Trial")
+    path = tmp_path / "t.h5"
+    h5forge.dump(st.Trial(1, "a"), path, registry=mine)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["class"] == "lab.Trial"
+    assert h5forge.load(path, registry=mine) == st.Trial(1, "a")
+    h5forge.dump(st.Trial(1, "a"), path, overwrite=True)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["class"] == "tests.store.sample_types.Trial"
+
+
+def test_unregister_brings_back_what_was_overridden():
+    import fractions
+
+    mine = h5forge.store.builtin_registry()
+    builtin = mine.codec_for_type(fractions.Fraction)
+
+    class Override(h5forge.Codec):
+        types = (fractions.Fraction,)
+        names = ("fractions.Fraction",)
+
+    codec = mine.register(Override)
+    assert mine.codec_for_type(fractions.Fraction) is codec
+    assert mine.codec_for_name("fractions.Fraction") is codec
+    mine.unregister(codec)
+    assert mine.codec_for_type(fractions.Fraction) is builtin
+    assert mine.codec_for_name("fractions.Fraction") is builtin
+    with pytest.raises(CodecError, match="not registered"):
+        mine.unregister(codec)
+    mine.unregister(type(builtin))  # a codec class removes its instances
+    assert type(mine.codec_for_type(fractions.Fraction)).__name__ == "ObjectCodec"
+
+
+def test_misuse_is_refused():
+    with pytest.raises(CodecError, match="Codec subclass"):
+        h5forge.Registry([int])
+    with pytest.raises(CodecError, match="registry="):
+        h5forge.dump(1, "never-written.h5", registry={})
+    with pytest.raises(CodecError, match="needs a class"):
+        h5forge.Registry().alias("a.B", "not a class")
+
+
+def test_builtins_come_from_one_ordered_list():
+    import neo
+    import quantities as pq
+
+    from h5forge.store.codecs import BUILTIN_CODECS
+
+    default = h5forge.store.default_registry
+    assert [type(c) for c in default.codecs[:len(BUILTIN_CODECS)]] == list(BUILTIN_CODECS)
+    mine = h5forge.store.builtin_registry()
+    assert [type(c) for c in mine.codecs] == list(BUILTIN_CODECS)
+    # the order decides: quantities after numpy (a Quantity is an ndarray subclass), neo after
+    # units (a neo signal is a Quantity)
+    assert type(mine.codec_for_type(pq.Quantity)).__name__ == "QuantitiesCodec"
+    assert type(mine.codec_for_type(neo.AnalogSignal)).__name__ == "NeoCodec"
+    assert h5forge.Registry().codec_for_type(dict) is None  # an empty registry knows nothing
+
+
+def test_registry_reaches_in_place_updates(tmp_path):
+    mine = h5forge.store.default_registry.copy()
+    mine.register(PointCodec)
+    path = tmp_path / "u.h5"
+    h5forge.dump({"a": 1}, path)
+    h5forge.dump(st.Point(3, 4), path, "p", registry=mine)  # a member added in place
+    with h5py.File(path, "r") as f:
+        assert f["p"].attrs["class"] == "test.point" and list(f.attrs["keys"]) == ["a", "p"]
+    assert h5forge.load(path, registry=mine) == {"a": 1, "p": st.Point(3, 4)}
+
+
+def _install_distribution(root: Path, entry_points: str, module: str) -> None:
+    dist = root / "h5forge_test_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: h5forge-test-plugin\n"
+                                   "Version: 1.0\n")
+    (dist / "entry_points.txt").write_text(entry_points)
+    (root / "h5forge_test_plugin.py").write_text(module)
+
+
+def test_codecs_from_entry_points(tmp_path, monkeypatch):
+    _install_distribution(tmp_path, "[h5forge.codecs]\n"
+                          "arrays = h5forge_test_plugin:ArrayCodec\n"
+                          "broken = h5forge_test_plugin:Missing\n",
+                          (EXAMPLES / "custom_codec.py").read_text().replace(
+                              "h5forge.register_codec(ArrayArrayCodec)",
+                              "ArrayCodec = ArrayArrayCodec"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mine = h5forge.Registry(h5forge.store.default_registry.codecs, entry_points=True)
+    with pytest.warns(RuntimeWarning, match="'broken'.*Missing"):
+        codec = mine.codec_for_type(array.array)  # entry points load on the first lookup
+    assert type(codec).__name__ == "ArrayArrayCodec" and codec in mine.codecs
+    path = tmp_path / "e.h5"
+    h5forge.dump(array.array("i", [4, 5]), path, registry=mine)
+    assert h5forge.load(path, registry=mine) == array.array("i", [4, 5])
+    assert mine.copy().codec_for_name("array.array") is codec
+    assert h5forge.Registry(entry_points=False).codec_for_type(array.array) is None

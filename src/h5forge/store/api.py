@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from typing import Any, Iterable, Iterator
@@ -22,6 +23,7 @@ from h5forge.store import (
     codecs,  # noqa: F401  (registers the built-in codecs)
     update,
 )
+from h5forge.store import registry as _registry
 from h5forge.store.configure import dataset_options
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
@@ -34,7 +36,21 @@ __all__ = ["dump", "load", "plan", "append", "delete"]
 _TMP_PREFIX = TMP_PREFIX
 
 
-def plan(obj: Any, *, allow_pickle: bool = False) -> Node:
+def _in_registry(func):
+    """Run ``func`` with its ``registry=`` argument (None: the default registry) as the active
+    registry, so every encoder, decoder and codec lookup of the call uses it."""
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        with _registry.using(kwargs.get("registry")):
+            return func(*args, **kwargs)
+
+    return call
+
+
+@_in_registry
+def plan(obj: Any, *, allow_pickle: bool = False,
+         registry: _registry.Registry | None = None) -> Node:
     """The node tree ``dump`` would write for ``obj`` (no I/O). Raises :class:`CodecError`
     naming the place in the object tree of anything that cannot be stored."""
     enc = Encoder(allow_pickle=allow_pickle)
@@ -47,8 +63,10 @@ def plan(obj: Any, *, allow_pickle: bool = False) -> Node:
     return root
 
 
+@_in_registry
 def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
-         overwrite: bool = False, configuration: Any = None, allow_pickle: bool = False) -> None:
+         overwrite: bool = False, configuration: Any = None, allow_pickle: bool = False,
+         registry: _registry.Registry | None = None) -> None:
     """Store ``obj`` (any supported object tree) at ``path`` in ``target``.
 
     ``target`` is a file path (created if missing), an open ``h5py.File``/``h5py.Group``, or a
@@ -65,6 +83,7 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     the layout cannot express (a member of a set, a column of a DataFrame, ...) raises
     :class:`UpdateError` before anything is written. ``allow_pickle=True``
     pickles objects no codec can store (``load`` then needs ``allow_pickle=True`` too).
+    ``registry`` (an :class:`h5forge.store.Registry`) replaces the default codecs.
 
     ``configuration`` (see :func:`h5forge.get_default_configuration`) is a
     :class:`h5forge.io.BackendConfiguration` keyed by dataset location relative to ``target``
@@ -133,8 +152,9 @@ def _refuse_stage_update(stage: Any, parts: list[str]) -> None:
                               f"overwrite=True")
 
 
+@_in_registry
 def append(value: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
-           allow_pickle: bool = False) -> None:
+           allow_pickle: bool = False, registry: _registry.Registry | None = None) -> None:
     """Append ``value`` to the list, tuple or deque stored at ``path`` in ``target``.
 
     A list packed into one dataset gets the value as a new row in place when the value fits
@@ -147,7 +167,9 @@ def append(value: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
         update.plan_append(base, parts, value, allow_pickle=allow_pickle).apply()
 
 
-def delete(target: _h5.PathLike | h5py.Group, path: str) -> None:
+@_in_registry
+def delete(target: _h5.PathLike | h5py.Group, path: str, *,
+           registry: _registry.Registry | None = None) -> None:
     """Remove the member at ``path`` of a stored tree, keeping its container consistent: a
     dict's ``keys``, a list's ``0..n-1`` numbering (later items move down), a packed list's
     rows. Raises :class:`NodeNotFoundError` when there is no such member and
@@ -259,8 +281,10 @@ def _clear(group: h5py.Group) -> None:
         del group.attrs[name]
 
 
+@_in_registry
 def load(source: _h5.PathLike | h5py.Group, path: str = "/", *, lazy: bool = False,
-         trusted_modules: Iterable[str] = (), allow_pickle: bool = False) -> Any:
+         trusted_modules: Iterable[str] = (), allow_pickle: bool = False,
+         registry: _registry.Registry | None = None) -> Any:
     """Load the object tree stored at ``path`` in ``source`` (a file path or an open h5py
     group); ``path`` may point into a tree to load only that sub-tree.
 
@@ -268,6 +292,7 @@ def load(source: _h5.PathLike | h5py.Group, path: str = "/", *, lazy: bool = Fal
     file stays open while they live). Classes are rebuilt only from modules already imported or
     listed in ``trusted_modules``; others load as :class:`UnknownObject` with a warning.
     Pickled nodes raise :class:`UnsafeContentError` unless ``allow_pickle=True``.
+    ``registry`` (an :class:`h5forge.store.Registry`) replaces the default codecs and aliases.
     """
     decoder = Decoder(lazy=lazy, trusted_modules=trusted_modules, allow_pickle=allow_pickle)
     if lazy and _h5.is_path(source):  # the lazy arrays keep the file open

@@ -1,10 +1,10 @@
 """HDF5 nodes -> Python objects, rebuilding shared references and cycles.
 
-The decoder reads a node's attributes once, finds the codec its ``class`` names (a registered
-name, an alias, or a class found under the import rules of :func:`registry.resolve_class`), and
-hands it a :class:`Stored` view. Anything that cannot be resolved becomes an
-:class:`~h5forge.store.unknown.UnknownObject` with a warning; a node that breaks its own layout
-raises :class:`CorruptFileError` naming the HDF5 path.
+The decoder reads a node's attributes once, finds the codec its ``class`` names in its registry
+(a registered name, an alias, or a class found under the import rules of
+:func:`~h5forge.store.registry.resolve_class`), and hands it a :class:`Stored` view. Anything
+that cannot be resolved becomes an :class:`~h5forge.store.unknown.UnknownObject` with a warning;
+a node that breaks its own layout raises :class:`CorruptFileError` naming the HDF5 path.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from h5forge.errors import (
     ResourceLimitError,
     UnsafeContentError,
 )
-from h5forge.store import registry
+from h5forge.store import registry as _registry
 from h5forge.store.attributes import read_attrs
 from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES
 from h5forge.store.members import is_leftover, warn_mismatch
@@ -201,12 +201,14 @@ class Decoder:
     """Loads one tree; shared HDF5 objects (hard links) become shared Python objects."""
 
     def __init__(self, *, lazy: bool = False, trusted_modules: Iterable[str] = (),
-                 allow_pickle: bool = False):
+                 allow_pickle: bool = False, registry: _registry.Registry | None = None):
         if isinstance(trusted_modules, str):
             trusted_modules = (trusted_modules,)
         self.lazy = lazy
         self.trusted_modules = tuple(trusted_modules)
         self.allow_pickle = allow_pickle
+        #: The codecs this load uses (the active registry unless given).
+        self.registry = registry if registry is not None else _registry.active()
         self._memo: dict[Any, Any] = {}
         self._active: dict[Any, int] = {}
         self._warned: set[str] = set()
@@ -269,22 +271,22 @@ class Decoder:
         return {name: self.member(stored, name) for name in stored.member_names()}
 
     # -- codec lookup --------------------------------------------------------------------------
-    def _codec(self, stored: Stored) -> registry.Codec:
+    def _codec(self, stored: Stored) -> _registry.Codec:
         fmt = stored.attrs.get("h5forge_format")
         if fmt is not None:
             check_format(fmt, stored.path)
         name = stored.class_name
         if stored.attrs.get("box") is not None and stored.is_group:
-            return registry.codec_for_name("h5forge.box")
+            return self.registry.codec_for_name("h5forge.box")
         if name is None:
             warnings.warn(f"{stored.path}: node has no 'class' attribute; loading it as plain "
                           f"{'dict' if stored.is_group else 'numpy data'}", UnknownClassWarning,
                           stacklevel=4)
-            return registry.codec_for_name("h5forge.foreign")
+            return self.registry.codec_for_name("h5forge.foreign")
         if not isinstance(name, str):
             raise CorruptFileError(f"{stored.path}: 'class' attribute is {type(name).__name__}, "
                                    f"not a string")
-        codec = registry.codec_for_name(name)
+        codec = self.registry.codec_for_name(name)
         if codec is not None:
             if name == "pickle" and not self.allow_pickle:
                 raise UnsafeContentError(
@@ -293,26 +295,26 @@ class Decoder:
                 )
             return codec
         try:
-            cls = registry.resolve_class(name, self.trusted_modules)
+            cls = self.registry.resolve_class(name, self.trusted_modules)
         except LookupError:
             return self._unknown(stored, f"class {name!r} cannot be found (module not imported "
                                          f"or not in trusted_modules, or the class moved)")
         except UnsafeContentError as exc:
             return self._unknown(stored, str(exc))
-        codec = registry.codec_for_type(cls)
+        codec = self.registry.codec_for_type(cls)
         if codec is None:
             return self._unknown(stored, f"class {name!r} has no codec")
         stored.cls = cls
         return codec
 
-    def _unknown(self, stored: Stored, why: str) -> registry.Codec:
+    def _unknown(self, stored: Stored, why: str) -> _registry.Codec:
         warnings.warn(
             f"{stored.path}: {why}; loaded as h5forge.UnknownObject. To rebuild it, import its "
             f"module first, pass trusted_modules=[...] to load(), or map the name with "
             f"h5forge.alias({stored.class_name!r}, NewClass)",
             UnknownClassWarning, stacklevel=5,
         )
-        return registry.codec_for_name("h5forge.unknown")
+        return self.registry.codec_for_name("h5forge.unknown")
 
 
 def check_format(fmt: Any, path: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from h5forge.errors import CodecError
-from h5forge.store import registry
+from h5forge.store import registry as _registry
 from h5forge.store.layout import Node, inline_node, link_node
 
 __all__ = ["Encoder", "is_inline_scalar", "is_inline_list", "INLINE_STR_MAX"]
@@ -62,7 +62,7 @@ class _Packed:
 
     __slots__ = ("table", "container", "codec", "where", "member_ids")
 
-    def __init__(self, table: Node, container: Any, codec: registry.Codec, where: str, ids):
+    def __init__(self, table: Node, container: Any, codec: _registry.Codec, where: str, ids):
         self.table, self.container, self.codec, self.where = table, container, codec, where
         self.member_ids = ids
 
@@ -74,8 +74,11 @@ class Encoder:
     table whose member is reached again elsewhere is unpacked, so sharing is never lost.
     """
 
-    def __init__(self, *, allow_pickle: bool = False):
+    def __init__(self, *, allow_pickle: bool = False,
+                 registry: _registry.Registry | None = None):
         self.allow_pickle = allow_pickle
+        #: The codecs this dump uses (the active registry unless given).
+        self.registry = registry if registry is not None else _registry.active()
         # id(obj) -> (obj, node or _Packed); holding obj keeps temporary ids from being reused.
         self._memo: dict[int, tuple[Any, Node | _Packed]] = {}
         self._unpacked: set[int] = set()
@@ -105,11 +108,11 @@ class Encoder:
         holder.become(codec.encode(obj, self, where))
         return holder
 
-    def codec_for(self, obj: Any, where: str) -> registry.Codec:
-        codec = registry.codec_for_type(type(obj))
+    def codec_for(self, obj: Any, where: str) -> _registry.Codec:
+        codec = self.registry.codec_for_type(type(obj))
         if codec is None:
             if self.allow_pickle:
-                codec = registry.codec_for_name("pickle")
+                codec = self.registry.codec_for_name("pickle")
             if codec is None:
                 raise CodecError(
                     f"cannot store {where}: no codec for {type(obj).__module__}."
@@ -134,7 +137,7 @@ class Encoder:
         ids = {id(m) for m in members}
         return len(ids) == len(members) and not any(i in self._memo for i in ids)
 
-    def claim_packed(self, table: Node, container: Any, codec: registry.Codec, where: str,
+    def claim_packed(self, table: Node, container: Any, codec: _registry.Codec, where: str,
                      members: list[Any]) -> None:
         """Remember that ``members`` live inside ``table`` (so a later reference unpacks it)."""
         packed = _Packed(table, container, codec, where, [id(m) for m in members])

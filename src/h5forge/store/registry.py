@@ -1,18 +1,29 @@
 """Which codec encodes a Python type, which decodes a stored ``class`` name, and how a stored
 class name is turned back into a class without importing anything the caller did not allow.
 
-Modelled on cattrs: one small codec per type family, registered per type (exact types first, then
-predicates such as "any Enum"), later registrations winning over earlier ones.
+Modelled on a cattrs ``Converter``: a :class:`Registry` holds one small codec per type family,
+looked up per type (exact types first, then predicates such as "any Enum", then fallbacks),
+a later registration winning over an earlier one. The built-in codecs are registered from one
+ordered list (:data:`h5forge.store.codecs.BUILTIN_CODECS`); third-party packages add theirs
+through the ``h5forge.codecs`` entry-point group (as zarr does), loaded on the first lookup.
+
+:data:`default_registry` is the one ``h5forge.register_codec``/``alias``/``register_class``
+change and ``dump``/``load`` use unless given ``registry=``. While a ``dump``/``load`` runs,
+:func:`active` is the registry it was given, so a codec's lookups (``class_name_of``,
+``codec_for_name``...) follow the caller's registry without passing it around.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Iterable
+import warnings
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from h5forge.errors import UnsafeContentError
+from h5forge.errors import CodecError, UnsafeContentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from h5forge.store.decoder import Decoder, Stored
@@ -21,6 +32,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Codec",
+    "Registry",
+    "ENTRY_POINT_GROUP",
+    "default_registry",
+    "active",
+    "using",
     "register_codec",
     "register_class",
     "alias",
@@ -31,13 +47,17 @@ __all__ = [
     "class_options",
 ]
 
+#: The entry-point group a package names its codecs in (``pyproject.toml``:
+#: ``[project.entry-points."h5forge.codecs"]`` ``mytype = "mypkg.h5:MyTypeCodec"``).
+ENTRY_POINT_GROUP = "h5forge.codecs"
+
 
 class Codec:
     """How one family of types is written and read back.
 
     Subclasses set ``types`` (exact types they encode; subclasses of them are matched when
     :meth:`matches` says so) and ``names`` (the ``class`` attribute values they decode), and
-    implement :meth:`encode` (object -> planned node, see :mod:`h5forge.store.layout`) and
+    implement :meth:`encode` (object -> planned node, see :mod:`h5forge.store.nodes`) and
     :meth:`decode` (stored node -> object).
     """
 
@@ -59,89 +79,242 @@ class Codec:
         raise NotImplementedError(f"{type(self).__name__} cannot decode")
 
 
-_by_type: dict[type, Codec] = {}
-_by_name: dict[str, Codec] = {}
-_predicates: list[Codec] = []
-_type_cache: dict[type, Codec | None] = {}
-_aliases: dict[str, type] = {}
-_class_options: dict[type, dict[str, Any]] = {}
+class Registry:
+    """An ordered set of codecs, plus the class names and aliases user classes are stored by.
 
-
-def register_codec(codec: Codec | type[Codec]) -> Codec:
-    """Register a codec (instance or class) for its ``types`` and ``names``; returns the instance.
-
-    A later registration for the same type or name replaces the earlier one, so a user codec can
-    override a built-in one.
+    ``Registry(codecs)`` registers ``codecs`` in order; ``entry_points=True`` also registers,
+    after them and on the first lookup, the codecs installed packages name in the
+    ``h5forge.codecs`` entry-point group. Lookups are derived from the ordered codec list, so
+    :meth:`unregister` brings back whatever an unregistered codec had overridden.
     """
-    if isinstance(codec, type):
-        codec = codec()
-    if not isinstance(codec, Codec):
-        raise TypeError(f"register_codec expects a Codec subclass or instance, got {codec!r}")
-    for tp in codec.types:
-        _by_type[tp] = codec
-    for name in codec.names:
-        _by_name[name] = codec
-    if type(codec).matches is not Codec.matches:
-        _predicates.insert(0, codec)
-    _type_cache.clear()
-    return codec
+
+    def __init__(self, codecs: Iterable[Codec | type[Codec]] = (), *,
+                 entry_points: bool = False):
+        self._codecs: list[Codec] = []
+        self._by_type: dict[type, Codec] = {}
+        self._by_name: dict[str, Codec] = {}
+        self._predicates: list[Codec] = []
+        self._type_cache: dict[type, Codec | None] = {}
+        self._aliases: dict[str, type] = {}
+        self._class_options: dict[type, dict[str, Any]] = {}
+        self._entry_points_pending = entry_points
+        for codec in codecs:
+            self.register(codec)
+
+    # -- codecs --------------------------------------------------------------------------------
+    def register(self, codec: Codec | type[Codec]) -> Codec:
+        """Register a codec (instance or class) for its ``types`` and ``names``; returns the
+        instance. A later registration for the same type or name wins, so a user codec can
+        override a built-in one."""
+        if isinstance(codec, type) and issubclass(codec, Codec):
+            codec = codec()
+        if not isinstance(codec, Codec):
+            raise CodecError(f"register_codec expects a Codec subclass or instance, got "
+                             f"{codec!r}")
+        self._codecs.append(codec)
+        self._index(codec)
+        self._type_cache.clear()
+        return codec
+
+    def unregister(self, codec: Codec | type[Codec]) -> None:
+        """Remove a codec (the instance :meth:`register` returned, or every instance of a codec
+        class); the codecs it had overridden are asked again. Raises :class:`CodecError` when
+        it is not registered here."""
+        self._load_entry_points()
+        if isinstance(codec, type):
+            keep = [c for c in self._codecs if type(c) is not codec]
+        else:
+            keep = [c for c in self._codecs if c is not codec]
+        if len(keep) == len(self._codecs):
+            raise CodecError(f"{codec!r} is not registered in this registry")
+        self._codecs = []
+        self._by_type.clear()
+        self._by_name.clear()
+        self._predicates.clear()
+        self._type_cache.clear()
+        for c in keep:
+            self._codecs.append(c)
+            self._index(c)
+
+    def _index(self, codec: Codec) -> None:
+        for tp in codec.types:
+            self._by_type[tp] = codec
+        for name in codec.names:
+            self._by_name[name] = codec
+        if type(codec).matches is not Codec.matches:
+            self._predicates.insert(0, codec)
+
+    @property
+    def codecs(self) -> tuple[Codec, ...]:
+        """The registered codecs, in registration order."""
+        self._load_entry_points()
+        return tuple(self._codecs)
+
+    def copy(self) -> "Registry":
+        """An independent registry with the same codecs, class options and aliases: changes to
+        either do not reach the other (the codec instances themselves are shared)."""
+        self._load_entry_points()
+        new = Registry(self._codecs)
+        new._aliases = dict(self._aliases)
+        new._class_options = {cls: dict(opts) for cls, opts in self._class_options.items()}
+        return new
+
+    def _load_entry_points(self) -> None:
+        if not self._entry_points_pending:
+            return
+        self._entry_points_pending = False
+        from importlib.metadata import entry_points
+
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                self.register(point.load())
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break h5forge
+                warnings.warn(f"h5forge: codec entry point {point.name!r} ({point.value}) "
+                              f"could not be registered ({type(exc).__name__}: {exc}); the "
+                              f"types it stores fail until it is fixed or uninstalled",
+                              RuntimeWarning, stacklevel=3)
+
+    # -- lookups -------------------------------------------------------------------------------
+    def codec_for_type(self, tp: type) -> Codec | None:
+        """The codec that encodes ``tp``: exact match, then predicate codecs (latest first),
+        then fallback codecs."""
+        try:
+            return self._type_cache[tp]
+        except KeyError:
+            pass
+        self._load_entry_points()
+        codec = self._by_type.get(tp)
+        if codec is None:
+            for fallback in (False, True):
+                codec = next((c for c in self._predicates
+                              if c.fallback is fallback and c.matches(tp)), None)
+                if codec is not None:
+                    break
+        self._type_cache[tp] = codec
+        return codec
+
+    def codec_for_name(self, name: str) -> Codec | None:
+        """The codec that decodes nodes whose ``class`` is ``name``."""
+        if self._entry_points_pending:
+            self._load_entry_points()
+        return self._by_name.get(name)
+
+    # -- user classes --------------------------------------------------------------------------
+    def register_class(self, cls: type, *, class_attributes: bool = False,
+                       name: str | None = None) -> type:
+        """Declare how instances of a user class are stored.
+
+        ``class_attributes=True`` also stores the class's own data attributes (in
+        ``class_attributes``) for reference; ``name`` fixes the stored class name (useful to
+        keep files stable when a module is renamed). Usable as a decorator."""
+        self._class_options[cls] = {"class_attributes": class_attributes, "name": name}
+        if name is not None:
+            self._aliases[name] = cls
+        return cls
+
+    def class_options(self, cls: type) -> dict[str, Any]:
+        return self._class_options.get(cls, {})
+
+    def alias(self, old_name: str, new_class: type) -> None:
+        """Load nodes stored with ``class`` = ``old_name`` as instances of ``new_class`` (a class
+        that moved or was renamed)."""
+        if not isinstance(new_class, type):
+            raise CodecError(f"alias() needs a class for {old_name!r}, got {new_class!r}")
+        self._aliases[old_name] = new_class
+
+    def class_name_of(self, tp: type) -> str:
+        """The stored ``class`` name of a type: plain for builtins, ``module.QualName``
+        otherwise (or the name given to :meth:`register_class`)."""
+        opts = self._class_options.get(tp)
+        if opts and opts.get("name"):
+            return opts["name"]
+        module = tp.__module__
+        if module == "builtins":
+            return tp.__qualname__
+        return f"{module}.{tp.__qualname__}"
+
+    def resolve_class(self, name: str, trusted_modules: Iterable[str] = ()) -> type:
+        """The class a stored ``class`` name refers to: an alias, else see
+        :func:`resolve_class`."""
+        if name in self._aliases:
+            return self._aliases[name]
+        return _resolve(name, trusted_modules)
+
+
+#: The registry ``h5forge.register_codec`` changes and ``dump``/``load`` use by default; the
+#: built-in codecs are added by :mod:`h5forge.store.codecs`.
+default_registry = Registry(entry_points=True)
+_active: contextvars.ContextVar[Registry] = contextvars.ContextVar("h5forge_registry")
+
+
+def active() -> Registry:
+    """The registry of the ``dump``/``load`` running now (:data:`default_registry` outside)."""
+    return _active.get(default_registry)
+
+
+@contextlib.contextmanager
+def using(registry: Registry | None) -> Iterator[Registry]:
+    """Make ``registry`` the :func:`active` one inside the block (None keeps the active one:
+    the default, or the registry of the ``dump``/``load`` this call is part of)."""
+    if registry is None:
+        yield active()
+        return
+    if not isinstance(registry, Registry):
+        raise CodecError(f"registry= expects an h5forge.store.Registry, got "
+                         f"{type(registry).__name__}")
+    token = _active.set(registry)
+    try:
+        yield registry
+    finally:
+        _active.reset(token)
+
+
+# -- the default registry's editing API, and the active registry's lookups ----------------------
+def register_codec(codec: Codec | type[Codec]) -> Codec:
+    """Register a codec on the default registry (see :meth:`Registry.register`)."""
+    return default_registry.register(codec)
 
 
 def register_class(cls: type, *, class_attributes: bool = False, name: str | None = None) -> type:
-    """Declare how instances of a user class are stored.
-
-    ``class_attributes=True`` also stores the class's own data attributes (in
-    ``class_attributes``) for reference; ``name`` fixes the stored class name (useful to keep
-    files stable when a module is renamed). Usable as a decorator.
-    """
-    _class_options[cls] = {"class_attributes": class_attributes, "name": name}
-    if name is not None:
-        _aliases[name] = cls
-    return cls
-
-
-def class_options(cls: type) -> dict[str, Any]:
-    return _class_options.get(cls, {})
+    """Declare how a user class is stored, on the default registry (see
+    :meth:`Registry.register_class`). Usable as a decorator."""
+    return default_registry.register_class(cls, class_attributes=class_attributes, name=name)
 
 
 def alias(old_name: str, new_class: type) -> None:
-    """Load nodes stored with ``class`` = ``old_name`` as instances of ``new_class`` (a class that
-    moved or was renamed)."""
-    if not isinstance(new_class, type):
-        raise TypeError(f"alias() needs a class for {old_name!r}, got {new_class!r}")
-    _aliases[old_name] = new_class
+    """Load ``old_name`` nodes as ``new_class``, on the default registry (see
+    :meth:`Registry.alias`)."""
+    default_registry.alias(old_name, new_class)
+
+
+def class_options(cls: type) -> dict[str, Any]:
+    return active().class_options(cls)
 
 
 def class_name_of(tp: type) -> str:
-    """The stored ``class`` name of a type: plain for builtins, ``module.QualName`` otherwise."""
-    opts = _class_options.get(tp)
-    if opts and opts.get("name"):
-        return opts["name"]
-    module = tp.__module__
-    if module == "builtins":
-        return tp.__qualname__
-    return f"{module}.{tp.__qualname__}"
+    """The stored ``class`` name of a type (see :meth:`Registry.class_name_of`)."""
+    return active().class_name_of(tp)
 
 
 def codec_for_type(tp: type) -> Codec | None:
-    """The codec that encodes ``tp``: exact match, then predicate codecs (latest first)."""
-    try:
-        return _type_cache[tp]
-    except KeyError:
-        pass
-    codec = _by_type.get(tp)
-    if codec is None:
-        for fallback in (False, True):
-            codec = next((c for c in _predicates if c.fallback is fallback and c.matches(tp)),
-                         None)
-            if codec is not None:
-                break
-    _type_cache[tp] = codec
-    return codec
+    """The codec that encodes ``tp`` in the active registry."""
+    return active().codec_for_type(tp)
 
 
 def codec_for_name(name: str) -> Codec | None:
-    return _by_name.get(name)
+    """The codec that decodes ``class`` = ``name`` in the active registry."""
+    return active().codec_for_name(name)
+
+
+def resolve_class(name: str, trusted_modules: Iterable[str] = ()) -> type:
+    """The class a stored ``class`` name refers to (the active registry's aliases first).
+
+    Only modules already imported, or listed (or under a package listed) in ``trusted_modules``,
+    are used; nothing is imported otherwise. Raises ``LookupError`` when the class cannot be
+    found, :class:`UnsafeContentError` when the name is not a plain dotted identifier path or
+    points into a module that acts on the system.
+    """
+    return active().resolve_class(name, trusted_modules)
 
 
 _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -158,16 +331,7 @@ def _trusted(module: str, trusted_modules: Iterable[str]) -> bool:
     return any(module == t or module.startswith(t + ".") for t in trusted_modules)
 
 
-def resolve_class(name: str, trusted_modules: Iterable[str] = ()) -> type:
-    """The class a stored ``class`` name refers to.
-
-    Only modules already imported, or listed (or under a package listed) in ``trusted_modules``,
-    are used; nothing is imported otherwise. Raises ``LookupError`` when the class cannot be
-    found, :class:`UnsafeContentError` when the name is not a plain dotted identifier path or
-    points into a module that acts on the system.
-    """
-    if name in _aliases:
-        return _aliases[name]
+def _resolve(name: str, trusted_modules: Iterable[str] = ()) -> type:
     if not isinstance(name, str) or not _IDENTIFIER_PATH.match(name):
         raise UnsafeContentError(f"class name {name!r} is not a dotted Python name")
     trusted_modules = tuple(trusted_modules)

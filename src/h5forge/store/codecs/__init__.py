@@ -1,19 +1,51 @@
-"""Built-in codecs, one module per family. Importing this package registers them.
+"""Built-in codecs, one module per family, and the one ordered list that registers them.
 
-Order matters: a codec registered later is asked first among predicate codecs, so the
+Order matters: among predicate codecs the one registered later is asked first, so the
 scientific families come after numpy, and neo (whose signals are quantities) after units.
-None of them imports its library here: each does so only when it meets one of its objects.
+None of the modules imports its library here: each does so only when it meets one of its
+objects. A codec module imports :mod:`h5forge.store.nodes` and the store core, never a sibling.
 """
 
-# isort: off
-from h5forge.store.codecs import builtins  # noqa: F401  (registration, in this order)
-from h5forge.store.codecs import numpy  # noqa: F401
-from h5forge.store.codecs import objects  # noqa: F401
-from h5forge.store.codecs import stdlib  # noqa: F401
-from h5forge.store.codecs import units  # noqa: F401
-from h5forge.store.codecs import neo  # noqa: F401
-from h5forge.store.codecs import pandas  # noqa: F401
-from h5forge.store.codecs import astropy  # noqa: F401
-from h5forge.store.codecs import xarray  # noqa: F401
-from h5forge.store.codecs import scipy  # noqa: F401
-# isort: on
+from __future__ import annotations
+
+from h5forge.store.codecs import (
+    astropy,
+    builtins,
+    neo,
+    numpy,
+    objects,
+    pandas,
+    scipy,
+    stdlib,
+    units,
+    xarray,
+)
+from h5forge.store.registry import Codec, Registry, default_registry
+
+__all__ = ["BUILTIN_CODECS", "builtin_registry"]
+
+#: Every built-in codec, in registration order (later ones win among predicates).
+BUILTIN_CODECS: tuple[type[Codec], ...] = (
+    builtins.AtomCodec, builtins.BytearrayCodec, builtins.SequenceCodec, builtins.MappingCodec,
+    builtins.RangeSliceCodec, builtins.NamedTupleCodec, builtins.EnumCodec,
+    numpy.ArrayCodec, numpy.MaskedArrayCodec, numpy.ScalarCodec, numpy.DTypeCodec,
+    objects.ObjectCodec, objects.UnknownCodec, objects.ForeignCodec, objects.BoxCodec,
+    objects.PickleCodec, objects.NamespaceCodec,
+    stdlib.DateTimeCodec, stdlib.TextValueCodec, stdlib.FractionCodec,
+    units.QuantitiesCodec, units.UncertainQuantityCodec, units.PintCodec,
+    neo.NeoCodec,
+    pandas.PandasCodec, pandas.PandasScalarCodec,
+    astropy.QuantityCodec, astropy.UnitCodec, astropy.TimeCodec, astropy.ColumnCodec,
+    astropy.TableCodec,
+    xarray.VariableCodec, xarray.DataArrayCodec, xarray.DatasetCodec,
+    scipy.SparseCodec,
+)  # fmt: skip
+
+
+def builtin_registry() -> Registry:
+    """A new registry with the built-in codecs only (no entry points, no user codecs)."""
+    return Registry(BUILTIN_CODECS)
+
+
+for _codec in BUILTIN_CODECS:
+    default_registry.register(_codec)

@@ -458,6 +458,3 @@ class TableCodec(registry.Codec):
         return cls(cols, names=names, meta=meta, masked=bool(stored.attrs.get("masked", False)),
                    copy=False)
 
-
-for _codec in (QuantityCodec, UnitCodec, TimeCodec, ColumnCodec, TableCodec):
-    registry.register_codec(_codec)

@@ -378,7 +378,3 @@ class EnumCodec(registry.Codec):
             return value
         raise KeyError(f"{cls.__qualname__} has no member {name!r}")
 
-
-for _codec in (AtomCodec, BytearrayCodec, SequenceCodec, MappingCodec, RangeSliceCodec,
-               NamedTupleCodec, EnumCodec):
-    registry.register_codec(_codec)

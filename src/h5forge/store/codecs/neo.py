@@ -501,5 +501,3 @@ class NeoCodec(registry.Codec):
             return _decode_container(stored, dec, kind, neo)
         return _decode_data(stored, dec, kind, neo, pq)
 
-
-registry.register_codec(NeoCodec)

@@ -482,6 +482,3 @@ class DTypeCodec(registry.Codec):
             return _string_dtype(stored.attrs, stored.path)
         return spec_dtype(text, stored.path)
 
-
-for _codec in (ArrayCodec, MaskedArrayCodec, ScalarCodec, DTypeCodec):
-    registry.register_codec(_codec)

@@ -476,6 +476,3 @@ class NamespaceCodec(registry.Codec):
         vars(obj).update(state)
         return obj
 
-
-for _codec in (ObjectCodec, UnknownCodec, ForeignCodec, BoxCodec, PickleCodec, NamespaceCodec):
-    registry.register_codec(_codec)

@@ -684,6 +684,3 @@ class PandasScalarCodec(registry.Codec):
     def decode(self, stored, dec):
         return _decode(stored, dec)
 
-
-for _codec in (PandasCodec, PandasScalarCodec):
-    registry.register_codec(_codec)

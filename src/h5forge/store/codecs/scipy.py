@@ -106,5 +106,3 @@ class SparseCodec(registry.Codec):
             *coo_args, shape=shape)
         return cls(coo)
 
-
-registry.register_codec(SparseCodec)

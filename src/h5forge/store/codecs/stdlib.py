@@ -137,6 +137,3 @@ class FractionCodec(registry.Codec):
                 f"normalizing them would take minutes. Read numerator/denominator with h5py")
         return fractions.Fraction(numerator, denominator)
 
-
-for _codec in (DateTimeCodec, TextValueCodec, FractionCodec):
-    registry.register_codec(_codec)

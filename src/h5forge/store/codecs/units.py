@@ -426,6 +426,3 @@ class PintCodec(registry.Codec):
                                    f"the data ({arr.dtype})")
         return value
 
-
-for _codec in (QuantitiesCodec, UncertainQuantityCodec, PintCodec):
-    registry.register_codec(_codec)

@@ -273,6 +273,3 @@ class DatasetCodec(registry.Codec):
             out.encoding = encoding
         return out
 
-
-for _codec in (VariableCodec, DataArrayCodec, DatasetCodec):
-    registry.register_codec(_codec)
