@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from h5forge.io._text import format_bytes
+from h5forge._text import format_bytes
 
 __all__ = ["human_size", "short_repr", "type_name"]
 

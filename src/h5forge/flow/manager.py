@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import h5py
 import numpy as np
 
+from h5forge._progress import progress_bar
 from h5forge.errors import FlowConfigError, FlowError
 from h5forge.flow import compat
 from h5forge.flow.config import FlowConfig, Require, load_configs
@@ -35,7 +36,6 @@ from h5forge.flow.mpi import Ranks
 from h5forge.flow.mpi import ranks as _ranks
 from h5forge.flow.objects import Generator, LoopGenerator, Resource, Stage
 from h5forge.flow.refs import dereference_chain
-from h5forge.io.progress import progress_bar
 
 __all__ = ["run", "RunSummary", "BUILTINS", "drop_tables", "is_h5flow_class"]
 

@@ -13,8 +13,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from h5forge._text import dtype_from_text, dtype_to_text, format_bytes
 from h5forge.errors import ConfigurationError
-from h5forge.io._text import dtype_from_text, dtype_to_text, format_bytes
 from h5forge.io.compression import (
     DEFAULT_COMPRESSION_METHOD,
     DEFAULT_COMPRESSION_OPTIONS,

@@ -12,11 +12,11 @@ import h5py
 import numpy as np
 
 from h5forge import _h5
+from h5forge._progress import progress_bar
 from h5forge.errors import ConfigurationError, H5ForgeError, NodeExistsError
 from h5forge.io.configuration import BackendConfiguration, DatasetConfiguration
 from h5forge.io.discover import iter_datasets
 from h5forge.io.parallel import ChunkPool, WriteReport
-from h5forge.io.progress import progress_bar
 from h5forge.io.write import copy_buffered
 
 __all__ = ["repack"]

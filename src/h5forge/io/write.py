@@ -14,10 +14,10 @@ import h5py
 import numpy as np
 
 from h5forge import _h5
+from h5forge._progress import progress_bar
 from h5forge.errors import ConfigurationError, NodeExistsError, ShapeMismatchError
 from h5forge.io.configuration import BackendConfiguration, DatasetConfiguration
 from h5forge.io.parallel import ChunkPool, ChunkReader, ChunkWriter, WriteReport
-from h5forge.io.progress import progress_bar
 
 __all__ = ["write_dataset", "buffer_slices", "copy_buffered", "create_planned"]
 

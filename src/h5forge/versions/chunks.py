@@ -17,8 +17,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from h5forge._text import dtype_from_text, dtype_to_text
 from h5forge.errors import CorruptFileError
-from h5forge.io._text import dtype_from_text, dtype_to_text
 from h5forge.versions.pool import ChunkPool
 
 __all__ = ["DatasetMeta", "grid_shape", "chunk_box", "select", "MAX_DEPTH", "read_map",

@@ -34,8 +34,8 @@ import h5py
 import numpy as np
 
 from h5forge import _h5
+from h5forge._progress import progress_bar
 from h5forge.errors import CorruptFileError, NodeExistsError, NodeNotFoundError, VersionError
-from h5forge.io.progress import progress_bar
 from h5forge.versions.chunks import META, DatasetMeta, read_map
 from h5forge.versions.file import DATA_GROUP
 from h5forge.versions.journal import WriterLock, journal_path, recover

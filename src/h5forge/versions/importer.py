@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from h5forge import _h5
+from h5forge._progress import progress_bar
 from h5forge.errors import (
     CorruptFileError,
     H5ForgeError,
@@ -39,7 +40,6 @@ from h5forge.errors import (
     NodeExistsError,
     VersionError,
 )
-from h5forge.io.progress import progress_bar
 from h5forge.versions.chunks import grid_shape
 from h5forge.versions.compact import sync_path
 from h5forge.versions.file import DATA_GROUP, FIRST_VERSION, TIMESTAMP_FORMAT, VersionedFile

@@ -17,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5forge.io._text import dtype_from_text, dtype_to_text
+from h5forge._text import dtype_from_text, dtype_to_text
 
 __all__ = ["ChunkPool", "chunk_digest", "pool_key"]
 
