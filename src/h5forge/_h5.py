@@ -8,16 +8,37 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from typing import ContextManager, Iterator, Protocol, runtime_checkable
 
 import h5py
 
 from h5forge.errors import H5ForgeError, NodeNotFoundError, TargetError
 
 __all__ = ["open_group", "open_file", "ensure_open", "is_path", "split_path", "describe", "join",
-           "memory_file"]
+           "memory_file", "H5pyProvider", "ImportTarget"]
 
 PathLike = str | os.PathLike
+
+
+@runtime_checkable
+class H5pyProvider(Protocol):
+    """Something that is not an h5py group but lends one for reading (e.g. a version of a
+    :class:`~h5forge.VersionedFile`): every reader that takes a path or a group
+    (:func:`open_group`, hence ``load``, ``tree``, ``config``) takes it too."""
+
+    def __h5forge_h5py__(self) -> ContextManager[h5py.Group]:
+        """A context manager yielding the h5py group to read, valid inside the block."""
+
+
+@runtime_checkable
+class ImportTarget(Protocol):
+    """Something ``dump`` writes into by import rather than through h5py (e.g. a stage of a
+    :class:`~h5forge.VersionedFile`, which deduplicates chunks): ``dump`` writes the tree into
+    a scratch in-memory file and hands it over."""
+
+    def __h5forge_import__(self, source: h5py.Group, path: str, overwrite: bool) -> None:
+        """Copy ``source`` (a complete node in a scratch file) to ``path``; replace what is
+        there only when ``overwrite``; raise :class:`NodeExistsError` otherwise."""
 
 
 def is_path(target: object) -> bool:
@@ -31,7 +52,7 @@ def open_group(target: PathLike | h5py.Group, mode: str = "r") -> Iterator[h5py.
     if isinstance(target, h5py.Group):
         yield ensure_open(target)
         return
-    if hasattr(target, "__h5forge_h5py__"):  # e.g. a version of a VersionedFile
+    if isinstance(target, H5pyProvider):  # e.g. a version of a VersionedFile
         with target.__h5forge_h5py__() as group:
             yield group
         return

@@ -99,7 +99,7 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
         if not _updated(base, parts, obj, overwrite, allow_pickle, configuration):
             _dump_into(base, parts, root, overwrite, options)
         return
-    if hasattr(target, "__h5forge_import__"):  # e.g. a stage of a VersionedFile
+    if isinstance(target, _h5.ImportTarget):  # e.g. a stage of a VersionedFile
         _refuse_stage_update(target, parts)
         with _h5.memory_file() as scratch:
             _dump_into(scratch, parts, root, False, options)
@@ -185,7 +185,7 @@ def _open_for_update(target: Any, what: str) -> Iterator[h5py.Group]:
     if isinstance(target, h5py.Group):
         yield _h5.ensure_open(target)
         return
-    if hasattr(target, "__h5forge_import__"):
+    if isinstance(target, _h5.ImportTarget):
         raise UpdateError(f"{what} is not supported on a VersionedFile stage (it takes whole "
                           f"nodes only); load the container, change it and dump it with "
                           f"overwrite=True")
