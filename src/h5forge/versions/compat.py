@@ -152,7 +152,7 @@ class VersionedHDF5File:
 def _chunk_regions(dataset: VersionDataset) -> dict[tuple, tuple[str, int]]:
     """``{((start, stop) per axis) of one chunk: (pool, slot)}``: equal content, equal slot."""
     meta = dataset.meta
-    slots = read_map(dataset._node, dataset._vf._state.map_cache)
+    slots = read_map(dataset._node, dataset._tree.state.map_cache)
     if not meta.shape:
         return {(): (meta.pool, int(slots[()]))}
     return {tuple((b.start, min(b.stop, n)) for b, n in zip(chunk_box(index, meta.chunks),

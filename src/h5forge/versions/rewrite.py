@@ -17,8 +17,11 @@ import numpy as np
 
 from h5forge.errors import VersionError
 from h5forge.versions.chunks import META, DatasetMeta, write_node
+from h5forge.versions.history import free_unused_chunks
+from h5forge.versions.mirror import check_mirror, materialize_node
 from h5forge.versions.pool import pool_key
 from h5forge.versions.staging import StagedDataset, _user_attrs, check_filters
+from h5forge.versions.tree import FIRST_VERSION, Tree
 from h5forge.versions.views import VersionDataset
 
 if TYPE_CHECKING:
@@ -46,14 +49,15 @@ def rewrite_dataset(vf: VersionedFile, name: str, rewrite: Rewrite, *,
     (``None`` deletes it from that version). ``per_version=False``: the result depends only
     on the stored data, so versions sharing a node share the new one. Returns the number of
     versions changed. The mirror of the current version follows; freed chunks are released."""
-    vf._check_writable()
-    vf._check_not_staging("rewrite a dataset")
-    vf._check_mirror()
+    tree = vf._tree
+    tree.check_writable()
+    tree.check_not_staging("rewrite a dataset")
+    check_mirror(tree)
     parts = [p for p in name.split("/") if p]
     if not parts:
-        raise VersionError(f"{vf._where}: name a dataset, not the root")
+        raise VersionError(f"{tree.where}: name a dataset, not the root")
     path = "/" + "/".join(parts)
-    versions = vf._data["versions"]
+    versions = tree.data["versions"]
     found = False
     memo: dict[Any, h5py.Group | None] = {}
     changed = 0
@@ -66,27 +70,27 @@ def rewrite_dataset(vf: VersionedFile, name: str, rewrite: Rewrite, *,
             if not per_version and node.id in memo:
                 new = memo[node.id]
             else:
-                result = rewrite(VersionDataset(vf, node, path, version), version)
-                new = None if result is None else _store(vf, result, path)
+                result = rewrite(VersionDataset(tree, node, path, version), version)
+                new = None if result is None else _store(tree, result, path)
                 memo[node.id] = new
-            parent = _own_parent(versions[version], parts, vf._data.require_group(SCRATCH)) \
+            parent = _own_parent(versions[version], parts, tree.data.require_group(SCRATCH)) \
                 if per_version else _find(versions[version]["root"], parts[:-1])
             del parent[parts[-1]]
             if new is not None:
                 parent[parts[-1]] = new
             changed += 1
         if not found:
-            raise VersionError(f"{vf._where}: no version holds a dataset {path!r}")
-        if SCRATCH in vf._data:  # the versions link what they use; the rest goes
-            del vf._data[SCRATCH]
-        vf._state.map_cache.clear()
-        current = vf.current_version
-        if vf._head_is(current):
-            _refresh_head(vf, current, parts)
-        vf._free_unused_chunks()
-        vf._commit_transaction()
+            raise VersionError(f"{tree.where}: no version holds a dataset {path!r}")
+        if SCRATCH in tree.data:  # the versions link what they use; the rest goes
+            del tree.data[SCRATCH]
+        tree.state.map_cache.clear()
+        current = tree.current_version
+        if tree.head_is(current):
+            _refresh_head(tree, current, parts)
+        free_unused_chunks(tree)
+        tree.commit_transaction()
     except BaseException:
-        vf._abort()
+        tree.abort()
         raise
     return changed
 
@@ -122,7 +126,7 @@ def _unshare(holder: h5py.Group, key: str, scratch: h5py.Group) -> h5py.Group:
     return holder[key]
 
 
-def _store(vf: VersionedFile, result: NewDataset, path: str) -> h5py.Group:
+def _store(tree: Tree, result: NewDataset, path: str) -> h5py.Group:
     """Write ``result`` as a new dataset node (a full chunk map) in a scratch group."""
     meta = result.meta
     check_filters(meta, path)
@@ -130,12 +134,12 @@ def _store(vf: VersionedFile, result: NewDataset, path: str) -> h5py.Group:
     staged.write_all(np.asarray(result.data, dtype=meta.dtype).reshape(meta.shape))
     meta.pool = pool_key(meta.dtype, meta.chunks, meta.compression, meta.compression_opts,
                          meta.filters)
-    pool = vf._pool(meta)
+    pool = tree.pool(meta)
     slots = staged.slots().copy()
     stored = [(i, c) for i, c in sorted(staged.changed_chunks(), key=lambda item: item[0])]
     for (index, _), slot in zip(stored, pool.store_many([c for _, c in stored])):
         slots[index] = slot
-    scratch = vf._data.require_group(SCRATCH)
+    scratch = tree.data.require_group(SCRATCH)
     return write_node(scratch, str(len(scratch)), meta, slots, None, None, result.attrs)
 
 
@@ -148,11 +152,9 @@ class _NoStage:
         pass
 
 
-def _refresh_head(vf: VersionedFile, current: str, parts: list[str]) -> None:
+def _refresh_head(tree: Tree, current: str, parts: list[str]) -> None:
     """Bring the dataset in the plain mirror of the current version up to date."""
-    from h5forge.versions.file import FIRST_VERSION
-
-    mirror = vf._root
+    mirror = tree.root
     for part in parts[:-1]:
         if part not in mirror:
             return
@@ -161,9 +163,9 @@ def _refresh_head(vf: VersionedFile, current: str, parts: list[str]) -> None:
         del mirror[parts[-1]]
     if current == FIRST_VERSION:
         return
-    node = _find(vf._data["versions"][current]["root"], parts)
+    node = _find(tree.data["versions"][current]["root"], parts)
     if node is not None:
-        vf._materialize_node(node, mirror, parts[-1], {})
+        materialize_node(tree, node, mirror, parts[-1], {})
 
 
 def modified(view: VersionDataset, *, chunks: Any = None, dtype: Any = None,

@@ -22,7 +22,7 @@ from h5forge.versions.chunks import (
 from h5forge.versions.staging import _user_attrs
 
 if TYPE_CHECKING:
-    from h5forge.versions.file import VersionedFile
+    from h5forge.versions.tree import Tree
 
 __all__ = ["VersionGroup", "VersionDataset", "ReadOnlyAttrs", "VERSION_ATTRS"]
 
@@ -47,17 +47,17 @@ class ReadOnlyAttrs(dict):
 class _View:
     """What group and dataset views share: their version, path and identity."""
 
-    _vf: VersionedFile
+    _tree: Tree
     _node: h5py.Group
     name: str
     version: str
 
     def __eq__(self, other: object) -> bool:
-        return (type(other) is type(self) and other._vf._state is self._vf._state and
+        return (type(other) is type(self) and other._tree.state is self._tree.state and
                 other.version == self.version and other.name == self.name)
 
     def __hash__(self) -> int:
-        return hash((id(self._vf._state), self.version, self.name))
+        return hash((id(self._tree.state), self.version, self.name))
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
         raise VersionError(f"{self.name} in version {self.version!r}: committed versions are "
@@ -67,8 +67,8 @@ class _View:
 class VersionDataset(_View, MetaView):
     """A read-only dataset of a committed version (numpy-style reads)."""
 
-    def __init__(self, vf: VersionedFile, node: h5py.Group, path: str, version: str):
-        self._vf, self._node, self.name, self.version = vf, node, path, version
+    def __init__(self, tree: Tree, node: h5py.Group, path: str, version: str):
+        self._tree, self._node, self.name, self.version = tree, node, path, version
         self.meta = DatasetMeta.from_node(node)
         self.attrs = ReadOnlyAttrs(_user_attrs(node), path)
 
@@ -76,18 +76,18 @@ class VersionDataset(_View, MetaView):
         return f"<versioned dataset {self.name!r}: shape {self.shape}, type {self.dtype}>"
 
     def __getitem__(self, selection: Any) -> Any:
-        vf = self._vf
-        vf._check_open()
+        tree = self._tree
+        tree.check_open()
         starts, stops, local = select(selection, self.meta.shape)
-        head = vf._head_dataset(self.version, self.name)
+        head = tree.head_dataset(self.version, self.name)
         if head is not None:  # the current version: a plain dataset read
             if not self.meta.shape:
                 return head[()]
             if stops == self.meta.shape and not any(starts):
                 return head[()][local]  # the whole dataset: h5py's fastest read
             return head[tuple(slice(a, b) for a, b in zip(starts, stops))][local]
-        slots = read_map(self._node, vf._state.map_cache)
-        pool = vf._pool(self.meta, create=False)
+        slots = read_map(self._node, tree.state.map_cache)
+        pool = tree.pool(self.meta, create=False)
         return assemble(starts, stops, self.meta, pool_chunk_reader(slots, pool))[local]
 
     def read_direct(self, dest: Any, source_sel: Any = (), dest_sel: Any = ()) -> None:
@@ -99,19 +99,19 @@ class VersionDataset(_View, MetaView):
 class VersionGroup(_View, Mapping):
     """A read-only group of a committed version (an h5py-style mapping of its members)."""
 
-    def __init__(self, vf: VersionedFile, node: h5py.Group, path: str, version: str):
-        self._vf, self._node, self.name, self.version = vf, node, path or "/", version
+    def __init__(self, tree: Tree, node: h5py.Group, path: str, version: str):
+        self._tree, self._node, self.name, self.version = tree, node, path or "/", version
         attrs = _user_attrs(node)
         if self.name == "/":
             for key in VERSION_ATTRS:
-                attrs[key] = vf._version_attr(version, key)
+                attrs[key] = tree.version_attr(version, key)
         self.attrs = ReadOnlyAttrs(attrs, self.name)
 
     def __repr__(self) -> str:
         return f"<version {self.version!r} group {self.name!r}>"
 
     def __getitem__(self, path: str) -> VersionGroup | VersionDataset:
-        self._vf._check_open()
+        self._tree.check_open()
         parts = [p for p in str(path).split("/") if p]
         node = self._node
         for part in parts:
@@ -120,8 +120,8 @@ class VersionGroup(_View, Mapping):
             node = node[part]
         full = "/".join([p for p in self.name.split("/") if p] + parts)
         if META in node.attrs:
-            return VersionDataset(self._vf, node, "/" + full, self.version)
-        return VersionGroup(self._vf, node, "/" + full, self.version)
+            return VersionDataset(self._tree, node, "/" + full, self.version)
+        return VersionGroup(self._tree, node, "/" + full, self.version)
 
     def __contains__(self, path: object) -> bool:
         try:
@@ -131,11 +131,11 @@ class VersionGroup(_View, Mapping):
         return True
 
     def __iter__(self) -> Iterator[str]:
-        self._vf._check_open()
+        self._tree.check_open()
         return iter(list(self._node))
 
     def __len__(self) -> int:
-        self._vf._check_open()
+        self._tree.check_open()
         return len(self._node)
 
     __eq__ = _View.__eq__
@@ -145,14 +145,16 @@ class VersionGroup(_View, Mapping):
     def __h5forge_h5py__(self) -> Iterator[h5py.Group]:
         """This group as a read-only h5py group (what ``h5forge.load`` reads): the plain
         mirror for the current version, else an in-memory copy."""
-        vf = self._vf
-        vf._check_open()
-        if self.name != "/" and self.version == vf.current_version and \
-                vf._head_is(self.version):
-            yield vf._root[self.name.lstrip("/")]  # (the root also holds the history group)
+        from h5forge.versions.mirror import materialize
+
+        tree = self._tree
+        tree.check_open()
+        if self.name != "/" and self.version == tree.current_version and \
+                tree.head_is(self.version):
+            yield tree.root[self.name.lstrip("/")]  # (the root also holds the history group)
             return
         scratch = _h5.memory_file()  # not closed here: lazy arrays may still read from it
-        vf._materialize(self._node, scratch)
+        materialize(tree, self._node, scratch)
         yield scratch
 
     __setitem__ = __delitem__ = create_dataset = create_group = _View._refuse
