@@ -20,7 +20,7 @@ import pint
 import quantities as pq
 
 import h5forge
-from h5forge.cli.tree import tree_lines
+from h5forge.store.inspect import tree_lines
 
 
 def make_session(rng: np.random.Generator) -> dict:

@@ -16,9 +16,9 @@ import h5py
 import numpy as np
 
 import h5forge
-from h5forge.cli.tree import tree_lines
 from h5forge.errors import UpdateError
 from h5forge.store import MemberMismatchWarning
+from h5forge.store.inspect import tree_lines
 
 
 @dataclasses.dataclass

@@ -22,8 +22,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from h5forge.cli.tree import tree_lines
 from h5forge.flow import dereference, run
+from h5forge.store.inspect import tree_lines
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "pipeline.yaml"

@@ -1,4 +1,5 @@
-"""Byte sizes and dtypes as text: for printed plans, messages and YAML plan files."""
+"""Byte sizes, dtypes and short values as text: for printed plans and trees, messages and YAML
+plan files."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["format_bytes", "dtype_to_text", "dtype_from_text"]
+__all__ = ["format_bytes", "dtype_to_text", "dtype_from_text", "short_repr", "type_name"]
 
 _BINARY = ("KiB", "MiB", "GiB", "TiB", "PiB")
 _DECIMAL = ("KB", "MB", "GB", "TB", "PB")
@@ -79,3 +80,36 @@ def dtype_from_text(text: Any) -> np.dtype:
     if not isinstance(text, str):
         raise TypeError(f"a dtype must be a string or a list of fields, got {text!r}")
     return np.dtype(text)
+
+
+def short_repr(value: Any, width: int = 40) -> str:
+    """``repr(value)`` cut to ``width`` characters (``...`` marks the cut; a cut string keeps
+    its closing quote so it still reads as a string)."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    text = repr(value)
+    if len(text) <= width:
+        return text
+    if isinstance(value, str):
+        return text[: width - 4] + "..." + text[0]
+    return text[: width - 3] + "..."
+
+
+def type_name(value: Any) -> str:
+    """The Python type of ``value`` as the store names it: ``int``, ``None``, ``numpy.int32``."""
+    if value is None:
+        return "None"
+    tp = type(value)
+    module = tp.__module__
+    if module == "builtins":
+        return tp.__qualname__
+    if module.startswith("numpy"):
+        module = "numpy"
+    return f"{module}.{tp.__qualname__}"
