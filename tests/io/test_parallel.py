@@ -423,3 +423,13 @@ def test_lz4_blocks_both_ways(tmp_path):
         assert int.from_bytes(raw[8:12], "big") == 3000  # the block size in the header
     with h5py.File(tmp_path / "t.h5", "r") as f:
         assert np.array_equal(f["d"][()], data)
+
+
+def test_reports_say_what_happened(tmp_path):
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        plain = f.create_dataset("plain", shape=(10,), dtype="i4", chunks=(5,))
+        with ChunkPool(1) as pool:
+            writer = ChunkWriter(plain, pool, 100)
+            writer.write((slice(0, 10),), np.arange(10, dtype="i4"))
+        assert str(writer.report) == "/plain: written by h5py (no filters (nothing to compress))"
+        assert plain[()].tolist() == list(range(10))

@@ -8,8 +8,8 @@ write with gzip runs at one core's deflate speed. Here each chunk of a buffer is
 
 The bytes are what HDF5's own filters write, in the dataset's own pipeline order (read from
 its creation property list, so shuffle runs before the compressor and fletcher32 after it, as
-h5py sets them up), with the same filter mask: an optional filter that fails (blosc output
-larger than the chunk, say) is skipped and its bit set, as HDF5 does. Edge chunks are padded to
+h5py sets them up), with the same filter mask: an optional filter that fails (lz4 on a chunk
+over 2 GB, say) is skipped and its bit set, as HDF5 does. Edge chunks are padded to
 the full chunk shape with the fill value. Any HDF5 reader reads the result.
 
 A dataset falls back to the filter pipeline (one core) when a filter in its pipeline has no
@@ -348,17 +348,20 @@ class ChunkPipeline:
         return np.frombuffer(buf, dtype=self.dtype).reshape(self.chunk_shape)
 
 
+_NOTHING_TO_COMPRESS = ("contiguous (no chunks, no filters)", "no filters (nothing to compress)")
+
+
 def chunk_pipeline(dset: h5py.Dataset) -> tuple[ChunkPipeline | None, str]:
     """The threaded encoders for ``dset``'s filters, or ``(None, the reason it cannot have
     them)``: then its chunks go through HDF5's filter pipeline."""
     if dset.chunks is None:
-        return None, "contiguous (no chunks, no filters)"
+        return None, _NOTHING_TO_COMPRESS[0]
     if dset.file.driver == "mpio":
         return None, "the MPI driver writes chunks collectively"
     plist = dset.id.get_create_plist()
     nfilters = plist.get_nfilters()
     if not nfilters:
-        return None, "no filters (nothing to compress)"
+        return None, _NOTHING_TO_COMPRESS[1]
     dtype = dset.dtype
     if dtype.hasobject or not h5py.h5t.py_create(dtype).equal(dset.id.get_type()):
         return None, f"its type {dtype} is converted on write (variable-length or references)"
@@ -461,6 +464,8 @@ class WriteReport:
             return f"{self.location}: {self.chunks_threaded} chunks on {self.threads} " \
                    f"thread(s), {self.blocks_pipeline} block(s) through HDF5's filter " \
                    f"pipeline ({self.reason})"
+        if self.reason.startswith(_NOTHING_TO_COMPRESS):
+            return f"{self.location}: written by h5py ({self.reason})"
         return f"{self.location}: HDF5's filter pipeline, one core ({self.reason})"
 
 
