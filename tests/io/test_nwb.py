@@ -146,9 +146,10 @@ def test_written_file_follows_the_plan(tmp_path):
     plan["units/spike_times"].update(chunk_shape=None, compression_method=None, filter=())
     applied = configure_nwbfile(nwb, plan)
     assert applied == plan
+    plan["acquisition/movie/data"].compression_method = "gzip"  # too late: not applied
     write(nwb, tmp_path / "s.nwb")
     written = get_current_configuration(tmp_path / "s.nwb")
-    for location, entry in plan.items():
+    for location, entry in applied.items():
         got = written[location]
         assert got.full_shape == entry.full_shape, location
         assert h5py.check_string_dtype(got.dtype) == h5py.check_string_dtype(entry.dtype)
@@ -156,6 +157,7 @@ def test_written_file_follows_the_plan(tmp_path):
         assert got.chunk_shape == entry.chunk_shape, location
         assert got.compression_method == entry.compression_method, location
         assert got.filter == entry.filter, location
+    assert written["acquisition/movie/data"].compression_method == "blosc2"  # as configured
     assert written["acquisition/movie/data"].compression_options["clevel"] == 7
     with h5py.File(tmp_path / "s.nwb") as f:
         assert f["units/spike_times"].chunks is None  # contiguous as planned

@@ -357,15 +357,16 @@ def configure_nwbfile(nwbfile: Any, plan: BackendConfiguration | str | os.PathLi
     one no plan can shape (see :func:`find_nwb_datasets`), or data of another shape or dtype
     raises :class:`ConfigurationError` naming the location, and the file is left as it was.
 
-    Data in memory (arrays, lists) is written as it is. Any other source (an ``h5py.Dataset``,
-    an ``np.memmap``, a dask or zarr array, an hdmf ``GenericDataChunkIterator``) is read one
+    Data in memory (arrays, lists) is written as it is. Any other source pynwb accepts (an
+    ``h5py.Dataset``, an ``np.memmap``, an hdmf ``GenericDataChunkIterator``) is read one
     ``buffer_shape`` block at a time through hdmf's iterator protocol, so memory stays bounded
     by the plan's buffer however large the source. Another hdmf data chunk iterator (e.g. a
     ``DataChunkIterator`` over a generator) is written in the blocks it makes itself.
     ``progress``: a tqdm bar per iterated dataset (``None``: only when stderr is a terminal).
 
     Calling it again with another plan replaces the wrappers. Returns the plan applied to
-    every dataset (the given entries and the defaults)."""
+    every dataset (copies of the given entries, and the defaults): changing ``plan`` after
+    this call changes nothing; configure again to apply a change."""
     _require()
     from h5forge.io._nwb_wrap import PlannedChunkIterator, PlannedDataIO
 
@@ -392,7 +393,8 @@ def configure_nwbfile(nwbfile: Any, plan: BackendConfiguration | str | os.PathLi
                 f"{location}: pynwb writes a compound dataset through hdmf's H5DataIO "
                 f"keywords, which cannot say contiguous or bitshuffle; keep it chunked and use "
                 f"shuffle or no filter")
-        entries[location] = entry
+        # A copy: changing the caller's plan after this call cannot change what was checked.
+        entries[location] = DatasetConfiguration.from_dict(location, entry.to_dict())
     for location, dataset in found.items():
         if location not in entries:
             entries[location] = _default_entry(dataset)
