@@ -1,7 +1,8 @@
 """Teach h5forge a type it does not know: a codec for the standard library's ``array.array``.
 
 A codec is one small class: which types it encodes, which stored ``class`` names it decodes,
-how to plan the node, and how to rebuild the object. ``python examples/custom_codec.py``
+how to plan the node, and how to rebuild the object. Everything a codec needs comes from the
+public kit :mod:`h5forge.store.nodes`. ``python examples/custom_codec.py``
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from pathlib import Path
 import numpy as np
 
 import h5forge
-from h5forge.store.layout import dataset_node
+from h5forge.store.nodes import dataset_node
 
 
 class ArrayArrayCodec(h5forge.Codec):
-    types = (array.array,)
-    names = ("array.array",)
+    types = (array.array,)  # what it encodes
+    names = ("array.array",)  # the stored class name it writes and decodes (written once)
 
     def encode(self, obj, enc, where):
         # a plain numeric dataset (readable with h5py) plus the typecode as an attribute
-        return dataset_node("array.array", np.frombuffer(obj, dtype=obj.typecode),
+        return dataset_node(self.names[0], np.frombuffer(obj, dtype=obj.typecode),
                             typecode=obj.typecode)
 
     def decode(self, stored, dec):

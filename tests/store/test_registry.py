@@ -41,7 +41,7 @@ def test_user_codec_overrides_builtin(tmp_path):
         names = ("test.point",)
 
         def encode(self, obj, enc, where):
-            from h5forge.store.layout import dataset_node
+            from h5forge.store.nodes import dataset_node
             return dataset_node("test.point", [obj.x, obj.y])
 
         def decode(self, stored, dec):
@@ -102,9 +102,7 @@ class PointCodec(h5forge.Codec):
     names = ("test.point",)
 
     def encode(self, obj, enc, where):
-        from h5forge.store.layout import dataset_node
-
-        return dataset_node("test.point", [obj.x, obj.y])
+        return h5forge.store.nodes.dataset_node("test.point", [obj.x, obj.y])
 
     def decode(self, stored, dec):
         return st.Point(*stored.read("i").tolist())

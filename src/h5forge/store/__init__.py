@@ -6,7 +6,7 @@ third-party types plug in with :func:`register_codec` (on :data:`default_registr
 the ``h5forge.codecs`` entry-point group, or on a :class:`Registry` passed as ``registry=``.
 """
 
-from h5forge.store import inspect
+from h5forge.store import inspect, nodes
 from h5forge.store.api import append, delete, dump, load, plan
 from h5forge.store.codecs import builtin_registry
 from h5forge.store.configure import get_default_configuration
@@ -32,6 +32,7 @@ __all__ = [
     "delete",
     "MemberMismatchWarning",
     "inspect",
+    "nodes",
     "plan",
     "get_default_configuration",
     "Codec",

@@ -326,7 +326,7 @@ def _check_container(ctx: _Ctx, c: _Container, name: str) -> None:
 
 
 def _check_name(ctx: _Ctx, c: _Container, name: str) -> None:
-    from h5forge.store.codecs.builtins import is_member_name
+    from h5forge.store.containers import is_member_name
 
     if not is_member_name(name) or name.startswith(TMP_PREFIX):
         raise UpdateError(f"{ctx.where(c.rel)}: {name!r} cannot be a member name")

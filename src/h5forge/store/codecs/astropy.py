@@ -31,18 +31,21 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
-from h5forge.store.attributes import read_attrs
-from h5forge.store.codecs.builtins import (
+from h5forge.store.nodes import (
+    Decoder,
+    LazyArray,
+    Stored,
+    array_node,
+    child_stored,
+    dataset_node,
     decode_mapping_items,
+    eager,
     encode_mapping_members,
+    group_node,
+    read_array,
     read_str,
     str_dataset,
 )
-from h5forge.store.codecs.numpy import array_node, read_array
-from h5forge.store.codecs.objects import eager
-from h5forge.store.decoder import Decoder, Stored, open_child
-from h5forge.store.layout import Node, dataset_node, group_node
-from h5forge.store.lazy import LazyArray
 
 __all__ = ["QuantityCodec", "UnitCodec", "TimeCodec", "ColumnCodec", "TableCodec",
            "PUBLIC_NAMES"]
@@ -152,11 +155,6 @@ def _read_values(stored: Stored, dec: Decoder) -> np.ndarray:
     with eager(dec):
         arr = read_array(stored, dec)
     return arr.load() if isinstance(arr, LazyArray) else arr
-
-
-def _child(stored: Stored, name: str) -> Stored:
-    h5obj = open_child(stored, name)
-    return Stored(h5obj, read_attrs(h5obj), stored.child_path(name))
 
 
 def _old_layout(stored: Stored) -> bool:
@@ -309,8 +307,8 @@ class TimeCodec(registry.Codec):
         if cls is None:
             return _unknown(stored, dec)
         stored.group()
-        jd1 = _read_values(_child(stored, "jd1"), dec)
-        jd2 = _read_values(_child(stored, "jd2"), dec)
+        jd1 = _read_values(child_stored(stored, "jd1"), dec)
+        jd2 = _read_values(child_stored(stored, "jd2"), dec)
         if jd1.shape != jd2.shape or jd1.dtype.kind != "f" or jd2.dtype.kind != "f":
             raise CorruptFileError(f"{stored.path}: jd1 and jd2 must be float arrays of one "
                                    f"shape")
@@ -320,7 +318,7 @@ class TimeCodec(registry.Codec):
         if "mask" in stored.children():
             from astropy.utils.masked import Masked
 
-            mask = _read_values(_child(stored, "mask"), dec)
+            mask = _read_values(child_stored(stored, "mask"), dec)
             if mask.shape != jd1.shape or mask.dtype != bool:
                 raise CorruptFileError(f"{stored.path}: 'mask' must be bool of jd1's shape")
             jd1, jd2 = Masked(jd1, mask=mask), Masked(jd2, mask=mask.copy())
@@ -395,8 +393,8 @@ class ColumnCodec(registry.Codec):
                 raise CorruptFileError(f"{stored.path}: {why}")
             kwargs["unit"] = unit
         if issubclass(cls, sys.modules["astropy.table"].MaskedColumn):
-            data = _read_values(_child(stored, "data"), dec)
-            mask = _read_values(_child(stored, "mask"), dec)
+            data = _read_values(child_stored(stored, "data"), dec)
+            mask = _read_values(child_stored(stored, "mask"), dec)
             with eager(dec):
                 fill = dec.child(stored, "fill_value")
             return cls(data=data, mask=mask, fill_value=fill, **kwargs)
@@ -448,7 +446,7 @@ class TableCodec(registry.Codec):
         cls = _class(stored, dec)
         if cls is None:
             return _unknown(stored, dec)
-        columns_node = _child(stored, "columns")
+        columns_node = child_stored(stored, "columns")
         columns_node.group()
         with eager(dec):
             items = decode_mapping_items(columns_node, dec)

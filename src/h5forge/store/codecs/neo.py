@@ -25,11 +25,18 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
-from h5forge.store.attributes import read_attrs
-from h5forge.store.codecs.units import check_unit_text, quantities_text, quantities_units
-from h5forge.store.decoder import Stored, inline_value, open_child
-from h5forge.store.layout import RESERVED_ATTRIBUTES, Node, dataset_node, group_node
-from h5forge.store.unknown import UnknownObject
+from h5forge.store.codecs._units_text import check_unit_text, quantities_text, quantities_units
+from h5forge.store.nodes import (
+    RESERVED_ATTRIBUTES,
+    Node,
+    Stored,
+    UnknownObject,
+    dataset_node,
+    group_node,
+    inline_value,
+    open_child,
+    read_attrs,
+)
 
 __all__ = ["NeoCodec", "STORED_NAMES", "QUANTITY"]
 

@@ -19,7 +19,6 @@ calls a function named in a file, and storing the plain state instead would load
 
 from __future__ import annotations
 
-import contextlib
 import copyreg
 import inspect
 import io
@@ -31,71 +30,39 @@ from typing import Any
 import h5py
 import numpy as np
 
-from h5forge.errors import CodecError, CorruptFileError, UnsafeContentError
+from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
-from h5forge.store.codecs.builtins import encode_mapping_members, read_str, str_dataset
-from h5forge.store.decoder import Stored, inline_value
-from h5forge.store.layout import RESERVED_ATTRIBUTES, Node, dataset_node, group_node
-from h5forge.store.lazy import LazyArray
-from h5forge.store.unknown import UnknownObject
+from h5forge.store.nodes import (
+    CLASS_ATTRIBUTES,
+    INSTANCE_ATTRIBUTES,
+    NEW_ARGUMENTS,
+    NEW_KEYWORDS,
+    RESERVED_ATTRIBUTES,
+    Node,
+    Stored,
+    UnknownObject,
+    dataset_node,
+    decode_object,
+    eager,
+    encode_mapping_members,
+    group_node,
+    object_state,
+    python_layout,
+    read_str,
+    real_arrays,
+    state_node,
+    str_dataset,
+)
+from h5forge.store.state import own_reduce, takes_part_in_reduce
 
-__all__ = ["ObjectCodec", "object_state", "eager", "reduce_form"]
+__all__ = ["ObjectCodec", "UnknownCodec", "ForeignCodec", "BoxCodec", "PickleCodec",
+           "NamespaceCodec", "reduce_form"]
 
-INSTANCE_ATTRIBUTES = "instance_attributes"
-CLASS_ATTRIBUTES = "class_attributes"
-NEW_ARGUMENTS = "new_arguments"
-NEW_KEYWORDS = "new_keywords"
 #: Members of an object's group that are always child nodes (never inline attributes).
 _STRUCTURAL = frozenset({INSTANCE_ATTRIBUTES, CLASS_ATTRIBUTES, NEW_ARGUMENTS, NEW_KEYWORDS})
 #: Python-defined classes whose instances stand for live resources, not data.
 _LIVE = (io.IOBase, socket.socket, h5py.HLObject, types.ModuleType, types.FunctionType,
          types.MethodType, types.GeneratorType, types.CoroutineType, BaseException)
-
-
-def _python_layout(klass: type) -> bool:
-    """Whether ``klass`` keeps its instance state where Python can see it: in ``__dict__`` or
-    ``__slots__``, adding no C fields to its base's layout (at most the slots plus the
-    ``__dict__`` and ``__weakref__`` pointers)."""
-    own = vars(klass).get("__slots__")
-    if own is None and not klass.__dictoffset__:
-        return False  # no __dict__ and no __slots__: state in C fields, if any
-    slots = 0 if own is None else 1 if isinstance(own, str) else len(own)
-    base = klass.__base__ or object
-    return klass.__basicsize__ - base.__basicsize__ <= 8 * (slots + 2)
-
-
-def _slot_names(cls: type) -> list[str]:
-    names: list[str] = []
-    for klass in cls.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        for name in (slots,) if isinstance(slots, str) else slots:
-            if name in ("__dict__", "__weakref__"):
-                continue
-            if name.startswith("__") and not name.endswith("__"):
-                name = f"_{klass.__name__.lstrip('_')}{name}"
-            if name not in names:
-                names.append(name)
-    return names
-
-
-def object_state(obj: Any) -> tuple[Any, bool]:
-    """(state, custom): the result of a class's own ``__getstate__`` (custom=True), else a dict
-    of ``__dict__`` plus every set ``__slots__`` member."""
-    cls = type(obj)
-    if getattr(cls, "__getstate__", object.__getstate__) is not object.__getstate__:
-        return obj.__getstate__(), True
-    return plain_state(obj), False
-
-
-def plain_state(obj: Any) -> dict[str, Any]:
-    """``__dict__`` plus every set ``__slots__`` member of ``obj``."""
-    state = dict(getattr(obj, "__dict__", None) or {})
-    for name in _slot_names(type(obj)):
-        try:
-            state[name] = object.__getattribute__(obj, name)
-        except AttributeError:
-            pass  # an unset slot
-    return state
 
 
 def _class_data(cls: type) -> dict[str, Any]:
@@ -110,15 +77,6 @@ def _class_data(cls: type) -> dict[str, Any]:
     return data
 
 
-def _state_node(enc, state: Any, where: str):
-    """The ``instance_attributes`` node: a dict of attributes (each a child node) or, for a
-    custom ``__getstate__`` result that is not a dict, that result's own node."""
-    if type(state) is dict:
-        node = group_node("dict")
-        return encode_mapping_members(enc, node, state, where, inline=False, attribute_style=True)
-    return enc.node(state, f"{where}.__getstate__()", inline=False)
-
-
 class ObjectCodec(registry.Codec):
     """Instances of classes defined in Python that no other codec claims: every class in the
     MRO keeps its state in ``__dict__`` or ``__slots__`` (so no C-level state, like
@@ -128,7 +86,7 @@ class ObjectCodec(registry.Codec):
 
     def matches(self, tp):
         return tp is not object and not issubclass(tp, _LIVE) and all(
-            _python_layout(klass) for klass in tp.__mro__ if klass is not object)
+            python_layout(klass) for klass in tp.__mro__ if klass is not object)
 
     def encode(self, obj, enc, where):
         cls = type(obj)
@@ -147,7 +105,7 @@ class ObjectCodec(registry.Codec):
         if custom:
             node.attrs["state"] = "getstate"
         if form is None or state is not None:
-            node.add(INSTANCE_ATTRIBUTES, _state_node(enc, state, where))
+            node.add(INSTANCE_ATTRIBUTES, state_node(enc, state, where))
         if registry.class_options(cls).get("class_attributes"):
             data = _class_data(cls)
             node.add(CLASS_ATTRIBUTES, encode_mapping_members(
@@ -155,35 +113,7 @@ class ObjectCodec(registry.Codec):
         return node
 
     def decode(self, stored, dec):
-        cls = stored.cls
-        obj = _construct(stored, dec, cls)
-        dec.register(stored, obj)
-        if stored.attrs.get("construct") is not None and \
-                INSTANCE_ATTRIBUTES not in stored.children():
-            return obj  # rebuilt by its constructor alone (pickle's state was None)
-        with eager(dec):
-            state = _real_arrays(dec.child(stored, INSTANCE_ATTRIBUTES))
-        stored_version = stored.attrs.get("class_version")
-        if hasattr(cls, "__h5forge_migrate__") and \
-                inline_value(stored_version) != getattr(cls, "__h5forge_version__", None):
-            state = cls.__h5forge_migrate__(state, inline_value(stored_version))
-        if hasattr(cls, "__setstate__"):
-            obj.__setstate__(state)
-        else:
-            set_state(obj, state, stored.path)
-        return obj
-
-
-# -- the reduce rule ------------------------------------------------------------------------------
-def _own_reduce(cls: type) -> bool:
-    """Whether ``cls`` overrides pickle's default ``__reduce_ex__``/``__reduce__``."""
-    return cls.__reduce_ex__ is not object.__reduce_ex__ or \
-        cls.__reduce__ is not object.__reduce__
-
-
-def _takes_part_in_reduce(cls: type) -> bool:
-    return _own_reduce(cls) or hasattr(cls, "__getnewargs_ex__") or \
-        hasattr(cls, "__getnewargs__") or cls in copyreg.dispatch_table
+        return decode_object(stored, dec)
 
 
 def _callable_name(func: Any) -> str:
@@ -198,7 +128,7 @@ def reduce_form(obj: Any, where: str) -> tuple[str, tuple, dict, Any, bool] | No
     objects. Raises :class:`CodecError` when pickle would call anything else (a function named
     by the class), lists/dict items or a state setter, which h5forge never does on load."""
     cls = type(obj)
-    if not _takes_part_in_reduce(cls):
+    if not takes_part_in_reduce(cls):
         return None
     name = registry.class_name_of(cls)
     if cls in copyreg.dispatch_table:
@@ -221,7 +151,7 @@ def reduce_form(obj: Any, where: str) -> tuple[str, tuple, dict, Any, bool] | No
     if extra:
         raise CodecError(f"cannot store {where}: {name}.__reduce_ex__ adds list/dict items or a "
                          f"state setter, which h5forge does not replay; register a codec for it")
-    own = _own_reduce(cls)
+    own = own_reduce(cls)
     if func is copyreg.__newobj__ and args and args[0] is cls:
         construct, args, kwargs = "new", tuple(args[1:]), {}
     elif func is copyreg.__newobj_ex__ and len(args) == 3 and args[0] is cls:
@@ -273,78 +203,6 @@ def _add_arguments(enc, node: Node, obj: Any, args: tuple, kwargs: dict, where: 
         node.add(member, part)
 
 
-def _construct(stored: Stored, dec, cls: type) -> Any:
-    """A new instance of ``cls`` as the node's ``construct`` attribute says."""
-    construct = inline_value(stored.attrs.get("construct"))
-    if construct is None:
-        return cls.__new__(cls)
-    if construct not in ("new", "call"):
-        raise CorruptFileError(f"{stored.path}: attribute 'construct' must be 'new' or 'call', "
-                               f"found {construct!r}")
-    if construct == "call":
-        allowed, needs = _own_reduce(cls), "__reduce__ or __reduce_ex__"
-    else:
-        allowed, needs = _takes_part_in_reduce(cls), "__reduce__, __reduce_ex__ or __getnewargs__"
-    if not allowed:
-        raise UnsafeContentError(
-            f"{stored.path}: class {stored.class_name!r} does not define {needs}, so h5forge "
-            f"never wrote it with construct={construct!r}; refusing to call it with arguments "
-            f"from the file")
-    children = stored.children()
-    with eager(dec):
-        args = dec.child(stored, NEW_ARGUMENTS) if NEW_ARGUMENTS in children else []
-        kwargs = dec.child(stored, NEW_KEYWORDS) if NEW_KEYWORDS in children else {}
-    if type(args) is not list or type(kwargs) is not dict or \
-            not all(type(k) is str for k in kwargs):
-        raise CorruptFileError(f"{stored.path}: {NEW_ARGUMENTS} must be a list and "
-                               f"{NEW_KEYWORDS} a dict of str keys")
-    args = [_real_arrays(a) for a in args]
-    if construct == "call":
-        if kwargs:
-            raise CorruptFileError(f"{stored.path}: construct 'call' takes no {NEW_KEYWORDS}")
-        return cls(*args)
-    return cls.__new__(cls, *args, **kwargs)
-
-
-@contextlib.contextmanager
-def eager(dec):
-    """Decode with ``lazy`` off: arrays that end up inside an object (its state, its
-    constructor's arguments) must be real arrays, not :class:`LazyArray`."""
-    saved = dec.lazy
-    dec.lazy = False
-    try:
-        yield
-    finally:
-        dec.lazy = saved
-
-
-def _real_arrays(value: Any) -> Any:
-    """``value`` with LazyArray members of a dict state (a shared array first loaded lazily
-    elsewhere) read in full."""
-    if isinstance(value, LazyArray):
-        return value.load()
-    if type(value) is dict and any(isinstance(v, LazyArray) for v in value.values()):
-        return {k: v.load() if isinstance(v, LazyArray) else v for k, v in value.items()}
-    return value
-
-
-def set_state(obj: Any, state: Any, path: str) -> None:
-    """Restore attributes the way pickle does without ``__setstate__``."""
-    if state is None:
-        return
-    slot_state = None
-    if isinstance(state, tuple) and len(state) == 2:
-        state, slot_state = state
-    for part in (state, slot_state):
-        if part is None:
-            continue
-        if not isinstance(part, dict):
-            raise CorruptFileError(f"{path}: instance_attributes must be a dict for "
-                                   f"{type(obj).__qualname__}, found {type(part).__name__}")
-        for key, value in part.items():
-            object.__setattr__(obj, key, value)
-
-
 class UnknownCodec(registry.Codec):
     """Nodes whose class cannot be resolved -> :class:`UnknownObject`, and back."""
 
@@ -362,14 +220,14 @@ class UnknownCodec(registry.Codec):
             return dataset_node(obj.class_name, data, **obj.attrs)
         node = group_node(obj.class_name, **obj.attrs)
         if obj.kind == "object":
-            node.add(INSTANCE_ATTRIBUTES, _state_node(enc, obj.state, where))
+            node.add(INSTANCE_ATTRIBUTES, state_node(enc, obj.state, where))
             return node
         if not isinstance(obj.state, dict):
             raise CodecError(f"cannot store {where}: UnknownObject of kind 'group' needs a dict "
                              f"state, found {type(obj.state).__name__}")
         for key, value in obj.state.items():
             if key == INSTANCE_ATTRIBUTES and type(value) is dict:  # e.g. an ndarray subclass
-                node.add(key, _state_node(enc, value, f"{where}.state[{key!r}]"))
+                node.add(key, state_node(enc, value, f"{where}.state[{key!r}]"))
                 continue
             node.add(key, enc.node(value, f"{where}.state[{key!r}]",
                                    inline=key not in RESERVED_ATTRIBUTES and
@@ -462,14 +320,14 @@ class NamespaceCodec(registry.Codec):
 
     def encode(self, obj, enc, where):
         node = group_node("types.SimpleNamespace")
-        node.add(INSTANCE_ATTRIBUTES, _state_node(enc, dict(vars(obj)), where))
+        node.add(INSTANCE_ATTRIBUTES, state_node(enc, dict(vars(obj)), where))
         return node
 
     def decode(self, stored, dec):
         obj = types.SimpleNamespace()
         dec.register(stored, obj)
         with eager(dec):
-            state = _real_arrays(dec.child(stored, INSTANCE_ATTRIBUTES))
+            state = real_arrays(dec.child(stored, INSTANCE_ATTRIBUTES))
         if type(state) is not dict or not all(type(k) is str for k in state):
             raise CorruptFileError(f"{stored.path}: a SimpleNamespace needs a dict of str keys "
                                    f"in {INSTANCE_ATTRIBUTES}")

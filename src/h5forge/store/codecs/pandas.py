@@ -26,13 +26,22 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
-from h5forge.store.codecs import timezones
-from h5forge.store.codecs.builtins import NAMED_KEYS_MAX, is_member_name, read_str, str_dataset
-from h5forge.store.codecs.numpy import array_node, read_array
-from h5forge.store.decoder import Decoder, Stored, UnknownClassWarning
-from h5forge.store.encoder import Encoder
-from h5forge.store.layout import Node, group_node
-from h5forge.store.lazy import LazyArray
+from h5forge.store.codecs import _timezones as timezones
+from h5forge.store.nodes import (
+    NAMED_KEYS_MAX,
+    Decoder,
+    Encoder,
+    LazyArray,
+    Node,
+    Stored,
+    UnknownClassWarning,
+    array_node,
+    group_node,
+    is_member_name,
+    read_array,
+    read_str,
+    str_dataset,
+)
 
 __all__ = ["PandasCodec", "PandasScalarCodec"]
 

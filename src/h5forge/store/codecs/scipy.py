@@ -17,11 +17,14 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
-from h5forge.store.codecs.numpy import array_node
-from h5forge.store.codecs.objects import ObjectCodec, eager
-from h5forge.store.decoder import Stored, inline_value
-from h5forge.store.layout import group_node
-from h5forge.store.lazy import LazyArray
+from h5forge.store.nodes import (
+    LazyArray,
+    array_node,
+    decode_object,
+    eager,
+    group_node,
+    inline_value,
+)
 
 __all__ = ["SparseCodec", "PARTS"]
 
@@ -72,7 +75,7 @@ class SparseCodec(registry.Codec):
 
     def decode(self, stored, dec):
         if stored.is_group and "instance_attributes" in stored.children():
-            return ObjectCodec().decode(stored, dec)  # written before this codec
+            return decode_object(stored, dec)  # written before this codec
         try:
             import scipy.sparse as sp
         except ImportError as exc:

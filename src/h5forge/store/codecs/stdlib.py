@@ -17,9 +17,13 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError, ResourceLimitError
 from h5forge.store import registry
-from h5forge.store.codecs import timezones
-from h5forge.store.codecs.builtins import read_str, str_dataset
-from h5forge.store.layout import dataset_node, group_node
+from h5forge.store.codecs import _timezones as timezones
+from h5forge.store.nodes import (
+    dataset_node,
+    group_node,
+    read_str,
+    str_dataset,
+)
 
 #: Larger Fraction terms are refused on load: normalizing them (gcd) is quadratic.
 FRACTION_MAX_BITS = 1 << 20

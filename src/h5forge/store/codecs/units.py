@@ -22,7 +22,6 @@ only there are then found too.
 
 from __future__ import annotations
 
-import re
 import sys
 import warnings
 from typing import Any
@@ -31,127 +30,24 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
-from h5forge.store.attributes import read_attrs
-from h5forge.store.codecs.numpy import array_node, read_array
-from h5forge.store.decoder import Decoder, Stored, UnknownClassWarning, open_child
-from h5forge.store.layout import Node, group_node
-from h5forge.store.lazy import LazyArray
+from h5forge.store.codecs._units_text import check_unit_text, quantities_text, quantities_units
+from h5forge.store.nodes import (
+    Decoder,
+    LazyArray,
+    Node,
+    Stored,
+    UnknownClassWarning,
+    array_node,
+    child_stored,
+    group_node,
+    read_array,
+)
 
-__all__ = ["QuantitiesCodec", "UncertainQuantityCodec", "PintCodec", "check_unit_text"]
+__all__ = ["QuantitiesCodec", "UncertainQuantityCodec", "PintCodec"]
 
 QUANTITY = "quantities.Quantity"
 UNCERTAIN = "quantities.UncertainQuantity"
 PINT = "pint.Quantity"
-#: Longest unit text read from a file (the longest real ones are a few dozen characters).
-UNIT_TEXT_MAX = 1024
-
-# -- unit text -----------------------------------------------------------------------------------
-_TOKEN = re.compile(r"""\s*(?:
-    (?P<pow>\*\*|\^)
-  | (?P<op>[*/·])
-  | (?P<open>\()
-  | (?P<close>\))
-  | (?P<num>[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)
-  | (?P<name>[^\W\d]\w*|%)
-  | (?P<minus>-)
-)""", re.VERBOSE)
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out, pos, end = [], 0, len(text.rstrip())
-    while pos < end:
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise ValueError(f"unexpected character {text[pos:].strip()[:1]!r}")
-        out.append((match.lastgroup, match.group(match.lastgroup)))
-        pos = match.end()
-    return out
-
-
-class _UnitParser:
-    """Checks that a unit text is a product/quotient of unit names and numbers, each optionally
-    raised to a plain numeric exponent. Nothing else (no calls, attributes, indexing, and no
-    number raised to a power, so no ``10**10**10``) reaches a library's own parser."""
-
-    def __init__(self, text: str):
-        self.tokens = _tokens(text)
-        self.pos = 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
-
-    def take(self, kind: str) -> str:
-        if self.peek() != kind:
-            found = self.tokens[self.pos][1] if self.pos < len(self.tokens) else "the end"
-            raise ValueError(f"expected {kind}, found {found!r}")
-        self.pos += 1
-        return self.tokens[self.pos - 1][1]
-
-    def parse(self) -> None:
-        self.expr(0)
-        if self.pos != len(self.tokens):
-            raise ValueError(f"unexpected {self.tokens[self.pos][1]!r}")
-
-    def expr(self, depth: int) -> None:
-        if depth > 8:
-            raise ValueError("too deeply nested")
-        self.term(depth)
-        while self.peek() == "op":
-            self.take("op")
-            self.term(depth)
-
-    def term(self, depth: int) -> None:
-        kind = self.peek()
-        if kind == "name":
-            name = self.take("name")
-            if name.startswith("__"):
-                raise ValueError(f"{name!r} is not a unit name")
-        elif kind == "num":
-            self.take("num")
-            if self.peek() == "pow":
-                raise ValueError("a number cannot be raised to a power")
-            return
-        else:
-            self.take("open")
-            self.expr(depth + 1)
-            self.take("close")
-        if self.peek() == "pow":
-            self.take("pow")
-            self.exponent()
-
-    def exponent(self) -> None:
-        parens = self.peek() == "open"
-        if parens:
-            self.take("open")
-        if self.peek() == "minus":
-            self.take("minus")
-        self.take("num")
-        if parens:
-            if self.peek() == "op":  # a fraction: (1/3)
-                if self.take("op") != "/":
-                    raise ValueError("an exponent is a number or a fraction")
-                self.take("num")
-            self.take("close")
-
-
-def check_unit_text(text: Any, path: str) -> str:
-    """The ``units`` attribute of a stored quantity, checked to be a plain unit expression."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise CorruptFileError(f"{path}: 'units' attribute is not UTF-8 text") from None
-    if not isinstance(text, str):
-        raise CorruptFileError(f"{path}: 'units' attribute must be a string, found "
-                               f"{type(text).__name__}")
-    if not text.strip() or len(text) > UNIT_TEXT_MAX:
-        raise CorruptFileError(f"{path}: 'units' attribute {text[:40]!r} is empty or too long")
-    try:
-        _UnitParser(text).parse()
-    except ValueError as exc:
-        raise CorruptFileError(f"{path}: 'units' attribute {text!r} is not a unit expression "
-                               f"({exc})") from None
-    return text
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -163,7 +59,7 @@ def _library(name: str):
 def _magnitude_node(magnitude: np.ndarray, class_name: str, units: str, enc, where: str,
                     codec: registry.Codec, **attrs: Any) -> Node:
     node = array_node(magnitude, class_name, enc, where, codec)
-    if node.kind != "dataset":
+    if node.kind != "dataset" or node.attrs.get("element_class") == "mixed":
         raise CodecError(f"cannot store {where}: a quantity's magnitude must have a numeric, "
                          f"bool, string or datetime dtype, not {magnitude.dtype}")
     node.attrs["units"] = units
@@ -190,47 +86,11 @@ def _without_library(stored: Stored, value: Any, why: str) -> Any:
 
 
 def _child(stored: Stored, name: str, class_name: str) -> Stored:
-    h5obj = open_child(stored, name)
-    child = Stored(h5obj, read_attrs(h5obj), stored.child_path(name))
+    child = child_stored(stored, name)
     if child.class_name != class_name:
         raise CorruptFileError(f"{child.path}: class {class_name!r} expected, found "
                                f"{child.class_name!r}")
     return child
-
-
-# -- quantities ----------------------------------------------------------------------------------
-def quantities_units(pq, text: str, path: str):
-    """``(dimensionality, None)``, or ``(None, why)`` when quantities defines no such unit."""
-    try:
-        unit = pq.unit_registry[text]
-    except LookupError:
-        return None, f"quantities defines no unit {text!r}"
-    except SyntaxError:
-        raise CorruptFileError(f"{path}: 'units' attribute {text!r} is not a unit expression "
-                               f"quantities reads") from None
-    if not isinstance(unit, pq.Quantity) or unit.shape != () or unit.magnitude != 1:
-        raise CorruptFileError(f"{path}: 'units' attribute {text!r} is not a unit")
-    return unit.dimensionality, None
-
-
-def quantities_text(pq, dimensionality, where: str) -> str:
-    """The unit text of a dimensionality: quantities' own (``mV/ms``) when it reads back as the
-    same units, else the units' full names (``attosecond``; ``as`` is a Python keyword)."""
-    text = dimensionality.string
-    try:
-        if pq.unit_registry[text].dimensionality == dimensionality:
-            return text
-    except (LookupError, SyntaxError):
-        pass
-    parts = [u.name if p == 1 else f"{u.name}**{p}" for u, p in dimensionality.items()]
-    text = "*".join(parts) or "dimensionless"
-    try:
-        if pq.unit_registry[text].dimensionality == dimensionality:
-            return text
-    except (LookupError, SyntaxError):
-        pass
-    raise CodecError(f"cannot store {where}: its units {dimensionality.string!r} are not "
-                     f"registered in quantities' unit registry, so they could not be read back")
 
 
 def _is_quantities_type(tp: type) -> bool:

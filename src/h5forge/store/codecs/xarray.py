@@ -26,13 +26,24 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
-from h5forge.store.codecs.builtins import decode_mapping_items, encode_mapping_members
-from h5forge.store.codecs.numpy import array_node, read_array
-from h5forge.store.codecs.objects import ObjectCodec, eager
-from h5forge.store.decoder import Decoder, Stored, inline_value
-from h5forge.store.encoder import is_inline_list, is_inline_scalar
-from h5forge.store.layout import RESERVED_ATTRIBUTES, Node, group_node
-from h5forge.store.lazy import LazyArray
+from h5forge.store.nodes import (
+    RESERVED_ATTRIBUTES,
+    Decoder,
+    LazyArray,
+    Node,
+    Stored,
+    array_node,
+    child_stored,
+    decode_mapping_items,
+    decode_object,
+    eager,
+    encode_mapping_members,
+    group_node,
+    inline_value,
+    is_inline_list,
+    is_inline_scalar,
+    read_array,
+)
 
 __all__ = ["VariableCodec", "DataArrayCodec", "DatasetCodec"]
 
@@ -130,7 +141,7 @@ class VariableCodec(registry.Codec):
         cls = xr.IndexVariable if stored.class_name == INDEX_VARIABLE or \
             stored.cls is xr.IndexVariable else xr.Variable
         if _old_layout(stored):
-            return ObjectCodec().decode(stored, dec)
+            return decode_object(stored, dec)
         dims = inline_value(stored.attrs.get("dims"))
         dims = [] if dims is None else [dims] if isinstance(dims, str) else dims
         if not isinstance(dims, list) or not all(isinstance(d, str) for d in dims):
@@ -183,17 +194,9 @@ def _variables(enc, mapping: dict, where: str) -> Node:
 def _decode_variables(stored: Stored, name: str, dec: Decoder) -> dict:
     if name not in stored.children():
         return {}
-    child = Stored(*_open(stored, name))
+    child = child_stored(stored, name)
     with eager(dec):
         return dict(decode_mapping_items(child, dec))
-
-
-def _open(stored: Stored, name: str):
-    from h5forge.store.attributes import read_attrs
-    from h5forge.store.decoder import open_child
-
-    h5obj = open_child(stored, name)
-    return h5obj, read_attrs(h5obj), stored.child_path(name)
 
 
 class DataArrayCodec(registry.Codec):
@@ -221,7 +224,7 @@ class DataArrayCodec(registry.Codec):
         if xr is None:
             return _unknown(stored, dec)
         if _old_layout(stored):
-            return ObjectCodec().decode(stored, dec)
+            return decode_object(stored, dec)
         stored.group()
         with eager(dec):
             variable = dec.child(stored, "data")
@@ -260,7 +263,7 @@ class DatasetCodec(registry.Codec):
         if xr is None:
             return _unknown(stored, dec)
         if _old_layout(stored):
-            return ObjectCodec().decode(stored, dec)
+            return decode_object(stored, dec)
         stored.group()
         data_vars = _decode_variables(stored, "data_vars", dec)
         coords = _decode_variables(stored, "coords", dec)
