@@ -19,11 +19,11 @@ from h5forge.store.nodes import dataset_node
 
 class ArrayArrayCodec(h5forge.Codec):
     types = (array.array,)  # what it encodes
-    names = ("array.array",)  # the stored class name it writes and decodes (written once)
+    names = ("array.array",)  # the stored class name: written here once, self.name in encode
 
     def encode(self, obj, enc, where):
         # a plain numeric dataset (readable with h5py) plus the typecode as an attribute
-        return dataset_node(self.names[0], np.frombuffer(obj, dtype=obj.typecode),
+        return dataset_node(self.name, np.frombuffer(obj, dtype=obj.typecode),
                             typecode=obj.typecode)
 
     def decode(self, stored, dec):

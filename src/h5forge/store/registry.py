@@ -68,6 +68,12 @@ class Codec:
     #: A catch-all (e.g. "any Python class"): asked only after every specific codec.
     fallback: bool = False
 
+    @property
+    def name(self) -> str:
+        """The stored ``class`` name a codec of one name writes (``names[0]``): the name is
+        written once, in ``names``, and ``encode`` uses ``self.name``."""
+        return self.names[0]
+
     def matches(self, tp: type) -> bool:
         """Whether this codec encodes ``tp`` although it is not one of ``types`` exactly."""
         return False

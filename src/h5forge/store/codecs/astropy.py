@@ -236,7 +236,7 @@ class UnitCodec(registry.Codec):
         return _subclass_of(tp, "astropy.units", "UnitBase", "FunctionUnitBase")
 
     def encode(self, obj, enc, where):
-        return str_dataset("astropy.units.Unit", unit_text(obj, where))
+        return str_dataset(self.name, unit_text(obj, where))
 
     def decode(self, stored, dec):
         if stored.cls is None and _class(stored, dec) is None:

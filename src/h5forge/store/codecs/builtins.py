@@ -74,7 +74,7 @@ class BytearrayCodec(registry.Codec):
     names = ("bytearray",)
 
     def encode(self, obj, enc, where):
-        return dataset_node("bytearray", np.frombuffer(bytes(obj), dtype=np.uint8))
+        return dataset_node(self.name, np.frombuffer(bytes(obj), dtype=np.uint8))
 
     def decode(self, stored, dec):
         return bytearray(stored.read_bytes())
@@ -84,9 +84,9 @@ class SequenceCodec(registry.Codec):
     """list, tuple, set, frozenset and deque (and user subclasses of list/tuple/set)."""
 
     types = (list, tuple, set, frozenset, collections.deque)
-    names = ("list", "tuple", "set", "frozenset", "collections.deque")
     _builtin = {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset,
                 "collections.deque": collections.deque}
+    names = tuple(_builtin)
 
     def matches(self, tp):
         return issubclass(tp, (list, set, frozenset, collections.deque)) or (
@@ -132,9 +132,9 @@ class MappingCodec(registry.Codec):
     """dict, OrderedDict, defaultdict and user subclasses of dict."""
 
     types = (dict, collections.OrderedDict, collections.defaultdict)
-    names = ("dict", "collections.OrderedDict", "collections.defaultdict")
     _builtin = {"dict": dict, "collections.OrderedDict": collections.OrderedDict,
                 "collections.defaultdict": collections.defaultdict}
+    names = tuple(_builtin)
     _factories = {t.__name__: t for t in (list, dict, set, frozenset, tuple, int, float, complex,
                                           str, bytes, bytearray, bool)}
 

@@ -130,7 +130,7 @@ class MaskedArrayCodec(registry.Codec):
     names = ("numpy.ma.MaskedArray",)
 
     def encode(self, obj, enc, where):
-        node = group_node("numpy.ma.MaskedArray")
+        node = group_node(self.name)
         if obj.hardmask:
             node.attrs["hardmask"] = True
         node.add("data", array_node(obj.data, "numpy.ndarray", enc, f"{where}.data", self))
@@ -249,8 +249,8 @@ class DTypeCodec(registry.Codec):
         spec = dtype_spec(obj, where)
         attrs = string_dtype_attrs(obj, where) if spec == "StringDType" else {}
         if isinstance(spec, str):
-            return str_dataset("numpy.dtype", spec, **attrs)
-        return str_dataset("numpy.dtype", json.dumps(spec), format="json")
+            return str_dataset(self.name, spec, **attrs)
+        return str_dataset(self.name, json.dumps(spec), format="json")
 
     def decode(self, stored, dec):
         text = read_str(stored)

@@ -304,7 +304,7 @@ class PickleCodec(registry.Codec):
         except Exception as exc:  # noqa: BLE001 - any pickling failure means "cannot store"
             raise CodecError(f"cannot store {where}: no codec, and pickling failed ({exc})") \
                 from exc
-        return dataset_node("pickle", np.frombuffer(payload, dtype=np.uint8))
+        return dataset_node(self.name, np.frombuffer(payload, dtype=np.uint8))
 
     def decode(self, stored, dec):
         return pickle.loads(stored.read_bytes())
@@ -319,7 +319,7 @@ class NamespaceCodec(registry.Codec):
     names = ("types.SimpleNamespace",)
 
     def encode(self, obj, enc, where):
-        node = group_node("types.SimpleNamespace")
+        node = group_node(self.name)
         node.add(INSTANCE_ATTRIBUTES, state_node(enc, dict(vars(obj)), where))
         return node
 

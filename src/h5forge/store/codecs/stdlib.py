@@ -125,7 +125,7 @@ class FractionCodec(registry.Codec):
     tracks_identity = False
 
     def encode(self, obj, enc, where):
-        node = group_node("fractions.Fraction")
+        node = group_node(self.name)
         node.add("numerator", enc.node(obj.numerator, f"{where}.numerator"))
         node.add("denominator", enc.node(obj.denominator, f"{where}.denominator"))
         return node
