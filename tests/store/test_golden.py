@@ -47,7 +47,7 @@ def test_plain_h5py_listing(tmp_path):
     listing = walk(path)
     assert set(listing) == {"/", "trials", "lfp", "when", "labels", "counts"}
     root_kind, root_attrs = listing["/"]
-    assert root_attrs["class"] == "dict" and root_attrs["h5forge_format"] == "1"
+    assert root_attrs["class"] == "dict" and root_attrs["h5forge_format"] == "2"
     assert list(root_attrs["keys"]) == ["subject", "weight_g", "trials", "lfp", "when",
                                         "labels", "counts"]
     assert root_attrs["subject"] == "M12" and root_attrs["weight_g"] == 23.5  # inline scalars

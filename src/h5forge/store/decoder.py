@@ -25,7 +25,7 @@ from h5forge.errors import (
 )
 from h5forge.store import registry as _registry
 from h5forge.store.attributes import read_attrs
-from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES
+from h5forge.store.layout import READABLE_FORMATS, RESERVED_ATTRIBUTES
 from h5forge.store.members import is_leftover, warn_mismatch
 
 __all__ = ["Decoder", "Stored", "UnknownClassWarning", "inline_value", "open_child"]
@@ -320,8 +320,8 @@ class Decoder:
 def check_format(fmt: Any, path: str) -> None:
     text = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
     major = text.split(".")[0]
-    if major != FORMAT_VERSION:
+    if major not in READABLE_FORMATS:
         raise FormatVersionError(
-            f"{path}: written in h5forge format {text!r}; this h5forge reads format "
-            f"{FORMAT_VERSION!r}. Upgrade h5forge to load it"
+            f"{path}: written in h5forge format {text!r}; this h5forge reads formats "
+            f"{', '.join(map(repr, READABLE_FORMATS))}. Upgrade h5forge to load it"
         )

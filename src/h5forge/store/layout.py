@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "FORMAT_VERSION",
+    "READABLE_FORMATS",
     "RESERVED_ATTRIBUTES",
     "Node",
     "group_node",
@@ -21,8 +22,11 @@ __all__ = [
     "link_node",
 ]
 
-#: Written as the ``h5forge_format`` attribute on the node ``dump`` writes.
-FORMAT_VERSION = "1"
+#: Written as the ``h5forge_format`` attribute on the node ``dump`` writes. Format 2 added
+#: packed runs of mixed builtin scalars (``element_class`` / field class ``mixed``).
+FORMAT_VERSION = "2"
+#: Format versions this h5forge reads (each later one only adds layouts to the earlier).
+READABLE_FORMATS = ("1", "2")
 
 #: Attribute names the format uses for metadata. A container member with one of these names is
 #: stored as a child node, never as an inline attribute, so the two can never be confused.

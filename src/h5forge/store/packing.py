@@ -1,10 +1,12 @@
-"""Homogeneous runs of small values -> one dataset, and back.
+"""Runs of small values -> one dataset, and back.
 
 One HDF5 object costs tens of microseconds and a few hundred bytes; a list of 10,000 small
 records stored one group each is hundreds of times slower and bigger than pickle. So a sequence
 whose members are all builtin scalars of one type becomes one 1-D dataset, a sequence of
 same-shaped numeric arrays one N-D dataset, and a sequence of dicts with the same string keys
-one compound table (a field per key) -- each still plain h5py-readable.
+one compound table (a field per key) -- each still plain h5py-readable. A run of builtin
+scalars of several types (``[1, 2.5, None, "a"]``, a dict's values) is one compound table with
+a type column (``class``) and a value column per type present (format 2).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 
 from h5forge.store.encoder import is_plain_text
 
-__all__ = ["pack_scalars", "pack_arrays", "pack_records", "unpack_column"]
+__all__ = ["pack_scalars", "pack_mixed", "mixed_row", "unpack_mixed", "pack_arrays",
+           "pack_records", "unpack_column", "MIXED", "MIXED_CODES"]
 
 _STR = h5py.string_dtype()
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -46,15 +49,121 @@ def _scalar_field(values: list[Any]) -> tuple[str, Any] | None:
 
 
 def pack_scalars(values: list[Any]) -> tuple[np.ndarray, Any, str] | None:
-    """(data, HDF5 dtype, element class) for a run of same-typed builtin scalars, else None."""
+    """(data, HDF5 dtype, element class) for a run of same-typed builtin scalars, or a
+    ``mixed`` table (see :func:`pack_mixed`) for a run of builtin scalars of several types,
+    else None."""
     if not values:
         return None
     field = _scalar_field(values)
     if field is None:
-        return None
+        mixed = pack_mixed(values)
+        return None if mixed is None else (mixed, None, MIXED)
     element_class, dtype = field
     data = np.array(values, dtype=object if dtype is _STR else dtype)
     return data, (_STR if dtype is _STR else None), element_class
+
+
+# -- mixed scalars: a type column and one value column per type present ------------------------
+#: Element class (and field class) of a run of builtin scalars of several types.
+MIXED = "mixed"
+#: Python type name -> code in the ``class`` column of a mixed table (an HDF5 enum).
+MIXED_CODES = {"NoneType": 0, "bool": 1, "int": 2, "float": 3, "complex": 4, "str": 5}
+_MIXED_TYPES = {type(None): 0, bool: 1, int: 2, float: 3, complex: 4, str: 5}
+_MIXED_FIELDS = (("bool", np.dtype(np.bool_)), ("int", np.dtype(np.int64)),
+                 ("float", np.dtype(np.float64)), ("complex", np.dtype(np.complex128)),
+                 ("str", _STR))
+_CLASS_DTYPE = h5py.enum_dtype(MIXED_CODES, basetype=np.uint8)
+
+
+def _mixed_dtype(present: set[int]) -> np.dtype:
+    return np.dtype([("class", _CLASS_DTYPE)] + [
+        (name, dtype) for code, (name, dtype) in enumerate(_MIXED_FIELDS, 1) if code in present])
+
+
+def pack_mixed(values: list[Any]) -> np.ndarray | None:
+    """A 1-D compound table for a run of builtin scalars of several types (None, bool, int
+    within int64, float, complex, plain str), else None.
+
+    Field ``class`` (an enum of :data:`MIXED_CODES`) names each row's type; each type present
+    has its own field (``int``, ``float``, ``str``, ...) holding the value in rows of that
+    type and a zero (or "") elsewhere. All-None runs qualify too (only the ``class`` field)."""
+    if not values:
+        return None
+    try:
+        codes = np.array([_MIXED_TYPES[type(v)] for v in values], dtype=np.uint8)
+    except KeyError:
+        return None
+    present = set(np.unique(codes).tolist())
+    if len(present) < 2 and present != {0}:
+        return None  # one type: a plain column (pack_scalars), or not packable at all
+    table = np.zeros(len(values), dtype=_mixed_dtype(present))
+    table["class"] = codes
+    for code, (name, _) in enumerate(_MIXED_FIELDS, 1):
+        if code not in present:
+            continue
+        rows = np.flatnonzero(codes == code)
+        column = [values[i] for i in rows.tolist()]
+        if code == 2 and (min(column) < _INT64_MIN or max(column) > _INT64_MAX):
+            return None
+        if code == 5:
+            if not all(is_plain_text(v) for v in column):
+                return None
+            table["str"] = ""
+        table[name][rows] = column
+    return table
+
+
+def mixed_row(value: Any, dtype: np.dtype) -> np.void | None:
+    """``value`` as one row of a stored mixed table of ``dtype``, or None when its type has no
+    field there (or is not a mixed scalar at all)."""
+    table = pack_mixed([value, None])
+    if table is None:
+        return None
+    names = set(dtype.names or ())
+    if any(n not in names for n in table.dtype.names):
+        return None
+    row = np.zeros(1, dtype=dtype)
+    if "str" in names:
+        row["str"] = ""
+    for n in table.dtype.names:
+        row[n] = table[n][0]
+    return row[0]
+
+
+def _fits(dtype: np.dtype, name: str) -> bool:
+    """Whether a stored field's dtype is the one its Python type is written as."""
+    if name == "str":
+        return h5py.check_string_dtype(dtype) is not None
+    return dtype.shape == () and dtype.kind == {"bool": "b", "int": "i", "float": "f",
+                                                "complex": "c"}[name]
+
+
+def unpack_mixed(table: np.ndarray) -> list[Any]:
+    """Python values of a mixed table read from HDF5 (raises ValueError on unknown codes or a
+    row whose type has no field)."""
+    names = table.dtype.names or ()
+    if "class" not in names:
+        raise ValueError("a mixed table needs a 'class' field")
+    codes = np.asarray(table["class"])
+    out: list[Any] = [None] * len(codes)
+    seen = np.zeros(len(codes), dtype=bool)
+    seen[codes == 0] = True
+    for code, (name, _) in enumerate(_MIXED_FIELDS, 1):
+        rows = np.flatnonzero(codes == code)
+        if not len(rows):
+            continue
+        if name not in names:
+            raise ValueError(f"rows of class {name!r} but no {name!r} field")
+        if not _fits(table.dtype[name], name):
+            raise ValueError(f"field {name!r} of a mixed table has dtype {table.dtype[name]}")
+        seen[rows] = True
+        values = unpack_column(table[name][rows], name)
+        for i, v in zip(rows.tolist(), values):
+            out[i] = v
+    if not seen.all():
+        bad = int(codes[~seen][0])
+        raise ValueError(f"unknown class code {bad} in a mixed table")
+    return out
 
 
 def _array_field(values: list[Any]) -> tuple[np.dtype, tuple[int, ...]] | None:
@@ -113,12 +222,19 @@ def pack_records(records: list[Any]) -> tuple[np.ndarray, list[str]] | None:
         elif (dtype := _numpy_scalar_field(column)) is not None:
             classes.append(f"numpy.{type(column[0]).__name__}")
             fields.append((key, dtype))
+        elif (mixed := pack_mixed(column)) is not None:
+            classes.append(MIXED)
+            fields.append((key, mixed.dtype))
+            column = mixed
         else:
             return None
         columns.append(column)
     table = np.empty(len(records), dtype=fields)
     for (key, *_), column in zip(fields, columns):
-        table[key] = column if table.dtype[key].shape == () else np.stack(column)
+        if type(column) is np.ndarray and column.dtype.names:  # a mixed column
+            table[key] = column
+        else:
+            table[key] = column if table.dtype[key].shape == () else np.stack(column)
     return table, classes
 
 
@@ -132,6 +248,8 @@ def unpack_column(column: np.ndarray, element_class: str) -> list[Any]:
         if column.ndim == 1:  # 0-d arrays in each row
             return [np.array(v) for v in column]
         return [row.copy() for row in column]
+    if element_class == MIXED:
+        return unpack_mixed(column)
     if element_class.startswith("numpy."):
         return list(column)
     raise ValueError(f"unknown packed element class {element_class!r}")

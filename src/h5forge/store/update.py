@@ -50,7 +50,7 @@ from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
 from h5forge.store.layout import RESERVED_ATTRIBUTES, Node
 from h5forge.store.members import TMP_PREFIX, keys_list, mapping_order, sequence_order
-from h5forge.store.packing import pack_records, pack_scalars
+from h5forge.store.packing import MIXED, mixed_row, pack_records, pack_scalars
 from h5forge.store.writer import DatasetOptions, write_node
 
 __all__ = ["plan_set", "plan_append", "plan_delete", "Update", "MAPPINGS", "SEQUENCES"]
@@ -730,6 +730,8 @@ def _row(ds: h5py.Dataset, value: Any) -> Any:
                 value.shape != ds.shape[1:] or (value.ndim > 1 and not value.flags.c_contiguous):
             return None
         return value
+    if element_class == MIXED:
+        return mixed_row(value, ds.dtype) if ds.dtype.names else None
     packed = pack_scalars([value])
     if packed is None or packed[2] != element_class:
         return None
