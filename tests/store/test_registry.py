@@ -213,7 +213,7 @@ def test_codecs_from_entry_points(tmp_path, monkeypatch):
                               "h5forge.register_codec(ArrayArrayCodec)",
                               "ArrayCodec = ArrayArrayCodec"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    mine = h5forge.Registry(h5forge.store.default_registry.codecs, entry_points=True)
+    mine = h5forge.Registry(builtins=True, entry_points=True)
     with pytest.warns(RuntimeWarning, match="'broken'.*Missing"):
         codec = mine.codec_for_type(array.array)  # entry points load on the first lookup
     assert type(codec).__name__ == "ArrayArrayCodec" and codec in mine.codecs
@@ -222,3 +222,15 @@ def test_codecs_from_entry_points(tmp_path, monkeypatch):
     assert h5forge.load(path, registry=mine) == array.array("i", [4, 5])
     assert mine.copy().codec_for_name("array.array") is codec
     assert h5forge.Registry(entry_points=False).codec_for_type(array.array) is None
+
+    # a codec registered before the first lookup still wins over the entry point's: the order
+    # is built-ins, entry points, then registrations, whenever they happened
+    class Mine(type(codec)):
+        pass
+
+    late = h5forge.Registry(builtins=True, entry_points=True)
+    own = late.register(Mine)
+    with pytest.warns(RuntimeWarning, match="'broken'"):
+        assert late.codec_for_type(array.array) is own
+    names = [type(c).__name__ for c in late.codecs]
+    assert names.index("AtomCodec") < names.index("ArrayArrayCodec") < names.index("Mine")

@@ -5,7 +5,8 @@ Modelled on a cattrs ``Converter``: a :class:`Registry` holds one small codec pe
 looked up per type (exact types first, then predicates such as "any Enum", then fallbacks),
 a later registration winning over an earlier one. The built-in codecs are registered from one
 ordered list (:data:`h5forge.store.codecs.BUILTIN_CODECS`); third-party packages add theirs
-through the ``h5forge.codecs`` entry-point group (as zarr does), loaded on the first lookup.
+through the ``h5forge.codecs`` entry-point group (as zarr does). Both are loaded on the first
+lookup, so importing h5forge registers nothing by side effect.
 
 :data:`default_registry` is the one ``h5forge.register_codec``/``alias``/``register_class``
 change and ``dump``/``load`` use unless given ``registry=``. While a ``dump``/``load`` runs,
@@ -88,13 +89,15 @@ class Codec:
 class Registry:
     """An ordered set of codecs, plus the class names and aliases user classes are stored by.
 
-    ``Registry(codecs)`` registers ``codecs`` in order; ``entry_points=True`` also registers,
-    after them and on the first lookup, the codecs installed packages name in the
-    ``h5forge.codecs`` entry-point group. Lookups are derived from the ordered codec list, so
-    :meth:`unregister` brings back whatever an unregistered codec had overridden.
+    ``Registry(codecs)`` registers ``codecs`` in order. ``builtins=True`` puts h5forge's
+    built-in codecs first, and ``entry_points=True`` after them the codecs installed packages
+    name in the ``h5forge.codecs`` entry-point group; both are loaded on the first lookup, so
+    the order is always built-ins, then entry points, then what was registered (whenever it
+    was). Lookups are derived from the ordered codec list, so :meth:`unregister` brings back
+    whatever an unregistered codec had overridden.
     """
 
-    def __init__(self, codecs: Iterable[Codec | type[Codec]] = (), *,
+    def __init__(self, codecs: Iterable[Codec | type[Codec]] = (), *, builtins: bool = False,
                  entry_points: bool = False):
         self._codecs: list[Codec] = []
         self._by_type: dict[type, Codec] = {}
@@ -103,7 +106,8 @@ class Registry:
         self._type_cache: dict[type, Codec | None] = {}
         self._aliases: dict[str, type] = {}
         self._class_options: dict[type, dict[str, Any]] = {}
-        self._entry_points_pending = entry_points
+        self._pending_builtins = builtins
+        self._pending_entry_points = entry_points
         for codec in codecs:
             self.register(codec)
 
@@ -112,11 +116,7 @@ class Registry:
         """Register a codec (instance or class) for its ``types`` and ``names``; returns the
         instance. A later registration for the same type or name wins, so a user codec can
         override a built-in one."""
-        if isinstance(codec, type) and issubclass(codec, Codec):
-            codec = codec()
-        if not isinstance(codec, Codec):
-            raise CodecError(f"register_codec expects a Codec subclass or instance, got "
-                             f"{codec!r}")
+        codec = _instance(codec)
         self._codecs.append(codec)
         self._index(codec)
         self._type_cache.clear()
@@ -126,19 +126,22 @@ class Registry:
         """Remove a codec (the instance :meth:`register` returned, or every instance of a codec
         class); the codecs it had overridden are asked again. Raises :class:`CodecError` when
         it is not registered here."""
-        self._load_entry_points()
+        self._load_pending()
         if isinstance(codec, type):
             keep = [c for c in self._codecs if type(c) is not codec]
         else:
             keep = [c for c in self._codecs if c is not codec]
         if len(keep) == len(self._codecs):
             raise CodecError(f"{codec!r} is not registered in this registry")
+        self._reindex(keep)
+
+    def _reindex(self, codecs: list[Codec]) -> None:
         self._codecs = []
         self._by_type.clear()
         self._by_name.clear()
         self._predicates.clear()
         self._type_cache.clear()
-        for c in keep:
+        for c in codecs:
             self._codecs.append(c)
             self._index(c)
 
@@ -153,32 +156,42 @@ class Registry:
     @property
     def codecs(self) -> tuple[Codec, ...]:
         """The registered codecs, in registration order."""
-        self._load_entry_points()
+        self._load_pending()
         return tuple(self._codecs)
 
     def copy(self) -> "Registry":
         """An independent registry with the same codecs, class options and aliases: changes to
         either do not reach the other (the codec instances themselves are shared)."""
-        self._load_entry_points()
+        self._load_pending()
         new = Registry(self._codecs)
         new._aliases = dict(self._aliases)
         new._class_options = {cls: dict(opts) for cls, opts in self._class_options.items()}
         return new
 
-    def _load_entry_points(self) -> None:
-        if not self._entry_points_pending:
+    def _load_pending(self) -> None:
+        """Put the built-in and entry-point codecs, if asked for and not loaded yet, before
+        the ones registered so far."""
+        if not (self._pending_builtins or self._pending_entry_points):
             return
-        self._entry_points_pending = False
-        from importlib.metadata import entry_points
+        base: list[Codec] = []
+        if self._pending_builtins:
+            self._pending_builtins = False
+            from h5forge.store.codecs import BUILTIN_CODECS
 
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                self.register(point.load())
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break h5forge
-                warnings.warn(f"h5forge: codec entry point {point.name!r} ({point.value}) "
-                              f"could not be registered ({type(exc).__name__}: {exc}); the "
-                              f"types it stores fail until it is fixed or uninstalled",
-                              RuntimeWarning, stacklevel=3)
+            base.extend(codec() for codec in BUILTIN_CODECS)
+        if self._pending_entry_points:
+            self._pending_entry_points = False
+            from importlib.metadata import entry_points
+
+            for point in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    base.append(_instance(point.load()))
+                except Exception as exc:  # noqa: BLE001 - a broken plugin must not break h5forge
+                    warnings.warn(f"h5forge: codec entry point {point.name!r} ({point.value}) "
+                                  f"could not be registered ({type(exc).__name__}: {exc}); the "
+                                  f"types it stores fail until it is fixed or uninstalled",
+                                  RuntimeWarning, stacklevel=4)
+        self._reindex(base + self._codecs)
 
     # -- lookups -------------------------------------------------------------------------------
     def codec_for_type(self, tp: type) -> Codec | None:
@@ -188,7 +201,7 @@ class Registry:
             return self._type_cache[tp]
         except KeyError:
             pass
-        self._load_entry_points()
+        self._load_pending()
         codec = self._by_type.get(tp)
         if codec is None:
             for fallback in (False, True):
@@ -201,8 +214,8 @@ class Registry:
 
     def codec_for_name(self, name: str) -> Codec | None:
         """The codec that decodes nodes whose ``class`` is ``name``."""
-        if self._entry_points_pending:
-            self._load_entry_points()
+        if self._pending_builtins or self._pending_entry_points:
+            self._load_pending()
         return self._by_name.get(name)
 
     # -- user classes --------------------------------------------------------------------------
@@ -247,9 +260,17 @@ class Registry:
         return _resolve(name, trusted_modules)
 
 
-#: The registry ``h5forge.register_codec`` changes and ``dump``/``load`` use by default; the
-#: built-in codecs are added by :mod:`h5forge.store.codecs`.
-default_registry = Registry(entry_points=True)
+def _instance(codec: Any) -> Codec:
+    if isinstance(codec, type) and issubclass(codec, Codec):
+        codec = codec()
+    if not isinstance(codec, Codec):
+        raise CodecError(f"register_codec expects a Codec subclass or instance, got {codec!r}")
+    return codec
+
+
+#: The registry ``h5forge.register_codec`` changes and ``dump``/``load`` use by default: the
+#: built-in codecs, then the entry points' (both loaded on first use), then registered ones.
+default_registry = Registry(builtins=True, entry_points=True)
 _active: contextvars.ContextVar[Registry] = contextvars.ContextVar("h5forge_registry")
 
 

@@ -1,4 +1,5 @@
-"""Built-in codecs, one module per family, and the one ordered list that registers them.
+"""Built-in codecs, one module per family, and the one ordered list a registry loads them from
+(``Registry(builtins=True)``, as :data:`~h5forge.store.registry.default_registry` is).
 
 Order matters: among predicate codecs the one registered later is asked first, so the
 scientific families come after numpy, and neo (whose signals are quantities) after units.
@@ -20,7 +21,7 @@ from h5forge.store.codecs import (
     units,
     xarray,
 )
-from h5forge.store.registry import Codec, Registry, default_registry
+from h5forge.store.registry import Codec, Registry
 
 __all__ = ["BUILTIN_CODECS", "builtin_registry"]
 
@@ -44,8 +45,4 @@ BUILTIN_CODECS: tuple[type[Codec], ...] = (
 
 def builtin_registry() -> Registry:
     """A new registry with the built-in codecs only (no entry points, no user codecs)."""
-    return Registry(BUILTIN_CODECS)
-
-
-for _codec in BUILTIN_CODECS:
-    default_registry.register(_codec)
+    return Registry(builtins=True)
