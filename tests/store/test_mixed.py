@@ -69,6 +69,26 @@ def test_mixed_list_is_one_plain_table(tmp_path):
         assert ds.fields("str")[2] in (b"a", "a")
 
 
+def test_str_field_is_fixed_length_up_to_64_bytes(tmp_path):
+    path = tmp_path / "s.h5"
+    long = "ü" * 40  # 80 bytes in UTF-8
+    h5forge.dump({"short": [1, "ab", "é"], "long": [1, "ab", long]}, path)
+    with h5py.File(path, "r") as f:
+        assert h5py.check_string_dtype(f["short"].dtype["str"]) == ("utf-8", 2)
+        assert h5py.check_string_dtype(f["long"].dtype["str"]).length is None
+    assert h5forge.load(path) == {"short": [1, "ab", "é"], "long": [1, "ab", long]}
+
+
+def test_a_longer_str_appended_to_a_fixed_length_field_is_not_cut(tmp_path):
+    path = tmp_path / "s.h5"
+    h5forge.dump({"xs": [None, "ab"]}, path)
+    h5forge.append("cd", path, "xs")  # rewritten extendable
+    h5forge.append("ef", path, "xs")  # in place
+    h5forge.append("a much longer text", path, "xs")  # does not fit: rewritten
+    h5forge.dump("x" * 100, path, "xs/0", overwrite=True)
+    assert h5forge.load(path) == {"xs": ["x" * 100, "ab", "cd", "ef", "a much longer text"]}
+
+
 @pytest.mark.parametrize("items", [[1, 2**64], [1, "nul\x00"], [1, "lone \udc80"], [1, b"x"],
                                    [1, [2]]])
 def test_runs_a_table_cannot_hold_stay_a_group(items, tmp_path):

@@ -75,9 +75,25 @@ _MIXED_FIELDS = (("bool", np.dtype(np.bool_)), ("int", np.dtype(np.int64)),
 _CLASS_DTYPE = h5py.enum_dtype(MIXED_CODES, basetype=np.uint8)
 
 
-def _mixed_dtype(present: set[int]) -> np.dtype:
-    return np.dtype([("class", _CLASS_DTYPE)] + [
-        (name, dtype) for code, (name, dtype) in enumerate(_MIXED_FIELDS, 1) if code in present])
+#: Longest UTF-8 encoding (bytes) of the strs of a mixed run stored as a fixed-length field;
+#: longer ones make the field variable-length. Fixed-length strings are copied, not converted
+#: one by one: a 100,000-row table writes several times faster.
+FIXED_STR_MAX = 64
+
+
+def _str_field(column: list[str]) -> tuple[Any, Any] | None:
+    """(HDF5 string dtype, values to store) for the strs of a mixed run, or None when one of
+    them is not plain text (a NUL, a lone surrogate)."""
+    if "\x00" in "".join(column):
+        return None
+    try:
+        encoded = [v.encode("utf-8") for v in column]
+    except UnicodeEncodeError:
+        return None
+    longest = max(map(len, encoded))
+    if longest > FIXED_STR_MAX:
+        return _STR, column
+    return h5py.string_dtype("utf-8", max(longest, 1)), encoded
 
 
 def pack_mixed(values: list[Any]) -> np.ndarray | None:
@@ -86,19 +102,22 @@ def pack_mixed(values: list[Any]) -> np.ndarray | None:
 
     Field ``class`` (an enum of :data:`MIXED_CODES`) names each row's type; each type present
     has its own field (``int``, ``float``, ``str``, ...) holding the value in rows of that
-    type and a zero (or "") elsewhere. All-None runs qualify too (only the ``class`` field)."""
+    type and a zero (or empty string) elsewhere. The ``str`` field is fixed-length UTF-8 when
+    every str encodes to at most :data:`FIXED_STR_MAX` bytes, else variable-length. All-None
+    runs qualify too (only the ``class`` field)."""
     if not values:
         return None
     try:
-        codes = np.array([_MIXED_TYPES[type(v)] for v in values], dtype=np.uint8)
+        codes = np.fromiter(map(_MIXED_TYPES.__getitem__, map(type, values)), dtype=np.uint8,
+                            count=len(values))
     except KeyError:
         return None
     present = set(np.unique(codes).tolist())
     if len(present) < 2 and present != {0}:
         return None  # one type: a plain column (pack_scalars), or not packable at all
-    table = np.zeros(len(values), dtype=_mixed_dtype(present))
-    table["class"] = codes
-    for code, (name, _) in enumerate(_MIXED_FIELDS, 1):
+    fields: list[tuple[str, Any]] = [("class", _CLASS_DTYPE)]
+    columns = []
+    for code, (name, dtype) in enumerate(_MIXED_FIELDS, 1):
         if code not in present:
             continue
         rows = np.flatnonzero(codes == code)
@@ -106,16 +125,24 @@ def pack_mixed(values: list[Any]) -> np.ndarray | None:
         if code == 2 and (min(column) < _INT64_MIN or max(column) > _INT64_MAX):
             return None
         if code == 5:
-            if not all(is_plain_text(v) for v in column):
+            field = _str_field(column)
+            if field is None:
                 return None
-            table["str"] = ""
+            dtype, column = field
+        fields.append((name, dtype))
+        columns.append((name, rows, column))
+    table = np.zeros(len(values), dtype=fields)
+    table["class"] = codes
+    for name, rows, column in columns:
+        if table.dtype[name] == object:
+            table[name] = ""
         table[name][rows] = column
     return table
 
 
 def mixed_row(value: Any, dtype: np.dtype) -> np.void | None:
     """``value`` as one row of a stored mixed table of ``dtype``, or None when its type has no
-    field there (or is not a mixed scalar at all)."""
+    field there, a str is longer than a fixed-length field, or it is no mixed scalar."""
     table = pack_mixed([value, None])
     if table is None:
         return None
@@ -123,10 +150,13 @@ def mixed_row(value: Any, dtype: np.dtype) -> np.void | None:
     if any(n not in names for n in table.dtype.names):
         return None
     row = np.zeros(1, dtype=dtype)
-    if "str" in names:
+    if "str" in names and dtype["str"] == object:
         row["str"] = ""
+    if type(value) is str and dtype["str"] != object and \
+            len(value.encode("utf-8")) > dtype["str"].itemsize:
+        return None
     for n in table.dtype.names:
-        row[n] = table[n][0]
+        row[n] = value if n == "str" and dtype["str"] == object else table[n][0]
     return row[0]
 
 
