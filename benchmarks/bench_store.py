@@ -4,7 +4,7 @@
 Peers: hickle (``hickle.dump`` / ``hickle.load``), h5io (``h5io.write_hdf5`` /
 ``h5io.read_hdf5``), pickle (to a file) and, where a hand-written layout is meaningful, raw h5py.
 
-Four cases, each printed as one table:
+Cases, each printed as one table:
 
 1. **records** - 10,000 small records, a list of dicts
    ``{"id": int, "x": float, "name": short str, "v": 4 float64 ndarray}``.
@@ -23,6 +23,22 @@ Four cases, each printed as one table:
    reading a ``.nix`` file; needs ``nixio``) and pickle.  No target: the ratios are printed.
    NixIO annotates the block it writes (``nix_name``) in the untimed first pass, so every timed
    pass of every peer stores the same block.
+
+Cases added for issue 17 (many small heterogeneous nodes), each with its goal printed:
+
+5. **scale** - a mixed list and a mixed dict (int, float, short str, None, bool) of 1k, 10k,
+   100k and 1M elements (``--scale-sizes``): h5forge and pickle time per element, and the growth
+   of h5forge's time per element from one size to the next (~1x linear; ~10x quadratic).
+6. **mixed** - the same list and dict at 100,000 elements (``--mixed``). Goal <= 20x pickle.
+7. **dictrec** - a dict of 10,000 str keys -> small dicts with the same keys, two of whose values
+   mix types (``--dict-records``). Goals <= 20x pickle's time, file <= 3x pickle's.
+8. **dataframe** - a pandas DataFrame of 1M rows x 20 columns (``--df-rows``) next to Parquet
+   (pyarrow) and pickle; h5forge both as is and with its default plan's compression. Goals
+   dump+load <= 2x Parquet's, file (with the plan) <= 1.2x Parquet's.
+
+hickle and h5io (one HDF5 object per element) run only up to ``--hickle-max`` elements.
+The tree case's goals are >= 20x faster than hickle and <= 10x pickle; the neo case's <= 1.5x
+pickle.
 
 What is measured: the wall time of one dump to a new file and one load of that file, the best of
 ``--repeat`` timed repetitions (dump and load each taken separately), with the garbage collector
@@ -75,7 +91,7 @@ from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
 )
 
 MIB = 1024**2
-CASES = ("records", "tree", "array", "neo")
+CASES = ("records", "tree", "array", "neo", "scale", "mixed", "dictrec", "dataframe")
 
 
 # ----------------------------------------------------------------------------- peers
@@ -425,8 +441,9 @@ def case_tree(args, workdir):
     results_table(f"[2] tree: nested config-like dict, {sum(counts.values()):,} nodes", results)
     print("nodes: " + ", ".join(f"{n} {t}" for t, n in counts.most_common()))
     print("targets:")
-    report_target("h5forge dump+load >= 5x faster than hickle", speedup_over(results, "hickle"),
-                  lambda r: r >= 5)
+    report_target("h5forge dump+load >= 20x faster than hickle", speedup_over(results, "hickle"),
+                  lambda r: r >= 20)
+    report_pickle_target(results, 10)
 
 
 def case_array(args, workdir):
@@ -513,6 +530,8 @@ def case_neo(args, workdir):
     results_table(f"[4] neo: Block of {len(block.segments)} segments, {n_signals} "
                   f"AnalogSignals x {block.segments[0].analogsignals[0].shape[0]:,} float32 "
                   f"samples ({fmt_size(nbytes)})", results, nbytes=nbytes)
+    print("targets:")
+    report_pickle_target(results, 1.5)
     print("ratios (peer total / h5forge total):")
     for name in ("neo NixIO", "pickle"):
         value = speedup_over(results, name)
@@ -521,16 +540,194 @@ def case_neo(args, workdir):
         print(f"  {name} / h5forge, dump+load: {shown}")
 
 
+def report_pickle_target(results, at_most):
+    """The target "h5forge dump+load <= ``at_most`` x pickle's"."""
+    ref, pkl = _ok(results, "h5forge"), _ok(results, "pickle")
+    report_target(f"h5forge dump+load <= {at_most:g}x pickle's (h5forge / pickle)",
+                  ratio(ref.total_s, pkl.total_s) if ref and pkl else None,
+                  lambda r: r <= at_most)
+
+
+def make_mixed_list(n, seed=0):
+    """``n`` scalars cycling through int, float, short str and None (and a bool every 7th)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        k = i % 4
+        value = i if k == 0 else rng.uniform(-1, 1) if k == 1 else f"w{i}" if k == 2 else None
+        out.append(value if i % 7 else bool(i % 2))
+    return out
+
+
+def make_mixed_dict(n, seed=0):
+    """``n`` string keys -> the values of :func:`make_mixed_list`."""
+    return {f"key{i}": v for i, v in enumerate(make_mixed_list(n, seed))}
+
+
+def _generic_peers_up_to(n, hickle_max):
+    """The generic peers; hickle and h5io (one HDF5 object per element) only up to
+    ``hickle_max`` elements: beyond, one run takes minutes."""
+    peers = generic_peers()
+    if n <= hickle_max:
+        return peers
+    why = f"skipped above {hickle_max:,} elements (--hickle-max): one HDF5 object per element"
+    return [p if p.name in ("h5forge", "pickle") else Peer(p.name, None, None, why)
+            for p in peers]
+
+
+def case_scale(args, workdir):
+    """Dump+load time per element of a mixed list and a mixed dict, 1k to 1M elements: the
+    growth from one size to the next should be ~1x (linear), never ~10x (quadratic)."""
+    print(f"\n[5] scale: mixed list / dict of n scalars (int, float, str, None, bool), "
+          f"dump+load time per element, best of {args.repeat or 3}")
+    headers = ["case", "n", "h5forge", "per element", "growth", "pickle", "per element",
+               "h5forge/pickle"]
+    rows, growths = [], []
+    for kind, make in (("list", make_mixed_list), ("dict", make_mixed_dict)):
+        previous = None
+        for n in args.scale_sizes:
+            peers = [p for p in generic_peers() if p.name in ("h5forge", "pickle")]
+            results = run_peers(peers, make(n), check_tree, workdir, args.repeat or 3)
+            ref, pkl = _ok(results, "h5forge"), _ok(results, "pickle")
+            if ref is None or pkl is None:
+                rows.append([kind, f"{n:,}"] + ["n/a"] * 6)
+                continue
+            per = ref.total_s / n
+            growth = per / previous if previous else None
+            if growth is not None:
+                growths.append(growth)
+            previous = per
+            rows.append([kind, f"{n:,}", fmt_time(ref.total_s), f"{per * 1e6:.2f} us",
+                         "" if growth is None else f"{growth:.2f}x", fmt_time(pkl.total_s),
+                         f"{pkl.total_s / n * 1e6:.3f} us", fmt_ratio(ref.total_s / pkl.total_s)])
+    print_table("", headers, rows, left=(0,))
+    print("targets:")
+    report_target("no super-linear growth: time per element at 10x the size <= 2x (worst step)",
+                  max(growths) if growths else None, lambda r: r <= 2)
+
+
+def case_mixed(args, workdir):
+    n = args.mixed
+    for title, obj in ((f"[6a] mixed list: {n:,} scalars (int, float, str, None, bool)",
+                        make_mixed_list(n)),
+                       (f"[6b] mixed dict: {n:,} str keys -> scalars (int, float, str, None, "
+                        f"bool)", make_mixed_dict(n))):
+        results = run_peers(_generic_peers_up_to(n, args.hickle_max), obj, check_tree, workdir,
+                            args.repeat or 3, args.cold)
+        results_table(title, results)
+        print("targets:")
+        report_pickle_target(results, 20)
+
+
+def make_dict_of_records(n, seed=0):
+    """``n`` str keys -> small dicts with the same keys: an int, a float, a short str, and a
+    note that is a str or None and a score that is an int or a float (columns of mixed type)."""
+    rng = random.Random(seed)
+    return {f"subject-{i:05d}": {"id": i, "weight": rng.uniform(10, 40), "site": rng.choice(WORDS),
+                                 "note": None if i % 3 else f"n{i}",
+                                 "score": i % 10 if i % 2 else rng.uniform(0, 10)}
+            for i in range(n)}
+
+
+def case_dictrec(args, workdir):
+    obj = make_dict_of_records(args.dict_records)
+    results = run_peers(_generic_peers_up_to(len(obj), args.hickle_max), obj, check_tree,
+                        workdir, args.repeat or 3, args.cold)
+    results_table(f"[7] dict of records: {len(obj):,} str -> {{id, weight, site, note: str|None, "
+                  f"score: int|float}}", results)
+    ref, pkl = _ok(results, "h5forge"), _ok(results, "pickle")
+    print("targets:")
+    report_pickle_target(results, 20)
+    report_target("h5forge file size <= 3x pickle's",
+                  ratio(ref.size, pkl.size) if ref and pkl else None, lambda r: r <= 3)
+
+
+def make_dataframe(n_rows, seed=0):
+    """``n_rows`` x 20 columns: 8 float64, 4 int64, 2 float32, 2 bool, 2 str (a few hundred
+    distinct words), 1 datetime64[ns], 1 category."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    cols = {}
+    for i in range(8):
+        cols[f"f{i}"] = rng.standard_normal(n_rows)
+    for i in range(4):
+        cols[f"i{i}"] = rng.integers(0, 10**6, n_rows)
+    for i in range(2):
+        cols[f"g{i}"] = rng.random(n_rows, dtype=np.float32)
+        cols[f"b{i}"] = rng.random(n_rows) < 0.5
+    words = np.array([f"{w}-{k}" for w in WORDS for k in range(20)], dtype=object)
+    for i in range(2):
+        cols[f"s{i}"] = words[rng.integers(0, len(words), n_rows)]
+    cols["t"] = pd.date_range("2024-01-01", periods=n_rows, freq="s")
+    cols["c"] = pd.Categorical.from_codes(rng.integers(0, 5, n_rows), list("abcde"))
+    return pd.DataFrame(cols)
+
+
+def _parquet_dump(df, path):
+    df.to_parquet(path, engine="pyarrow")
+
+
+def _parquet_load(path):
+    import pandas as pd
+
+    return pd.read_parquet(path, engine="pyarrow")
+
+
+def check_frame(expected, got) -> str:
+    import pandas as pd
+
+    try:
+        pd.testing.assert_frame_equal(expected, got, check_exact=True)
+    except AssertionError as exc:
+        raise RoundTripError(str(exc).splitlines()[0]) from None
+    return "ok"
+
+
+def case_dataframe(args, workdir):
+    try:
+        import pandas  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        print(f"\n[8] dataframe: skipped ({exc}; pip install 'h5forge[bench]')")
+        return
+    df = make_dataframe(args.df_rows)
+
+    def dump_planned(obj, path):
+        h5forge.dump(obj, path, configuration=h5forge.get_default_configuration(obj))
+
+    peers = [
+        _peer("h5forge", h5forge, H5FORGE_MISSING,
+              lambda obj, p: h5forge.dump(obj, p), lambda p: h5forge.load(p)),
+        _peer("h5forge (plan)", h5forge, H5FORGE_MISSING, dump_planned, lambda p: h5forge.load(p)),
+        Peer("parquet", _parquet_dump, _parquet_load),
+        Peer("pickle", _pickle_dump, _pickle_load),
+    ]
+    results = run_peers(peers, df, check_frame, workdir, args.repeat or 3, args.cold)
+    results_table(f"[8] dataframe: {len(df):,} rows x {df.shape[1]} columns "
+                  f"({fmt_size(int(df.memory_usage(deep=True).sum()))} in memory)", results)
+    ref, plan, pq_ = (_ok(results, n) for n in ("h5forge", "h5forge (plan)", "parquet"))
+    print("targets:")
+    report_target("h5forge dump+load <= 2x Parquet's (h5forge / parquet)",
+                  ratio(ref.total_s, pq_.total_s) if ref and pq_ else None, lambda r: r <= 2)
+    report_target("h5forge file with the default plan's compression <= 1.2x Parquet's",
+                  ratio(plan.size, pq_.size) if plan and pq_ else None, lambda r: r <= 1.2)
+
+
 CASE_FUNCTIONS = {"records": case_records, "tree": case_tree, "array": case_array,
-                  "neo": case_neo}
+                  "neo": case_neo, "scale": case_scale, "mixed": case_mixed,
+                  "dictrec": case_dictrec, "dataframe": case_dataframe}
 
 
 # ----------------------------------------------------------------------------- main
 
 
 FULL = {"records": 10_000, "tree_nodes": 2_000, "big_mb": 1024, "neo_segments": 50,
-        "repeat": None}
-QUICK = {"records": 1_000, "tree_nodes": 2_000, "big_mb": 64, "neo_segments": 10, "repeat": 1}
+        "repeat": None, "mixed": 100_000, "dict_records": 10_000, "df_rows": 1_000_000,
+        "scale_sizes": [1_000, 10_000, 100_000, 1_000_000]}
+QUICK = {"records": 1_000, "tree_nodes": 2_000, "big_mb": 64, "neo_segments": 10, "repeat": 1,
+         "mixed": 10_000, "dict_records": 1_000, "df_rows": 100_000,
+         "scale_sizes": [1_000, 10_000, 100_000]}
 
 
 def parse_args(argv=None):
@@ -546,6 +743,13 @@ def parse_args(argv=None):
     parser.add_argument("--big-mb", type=int, help="array size in MiB in case 3 (default 1024)")
     parser.add_argument("--neo-segments", type=int,
                         help="segments of the neo Block in case 4 (default 50)")
+    parser.add_argument("--mixed", type=int, help="elements in case 6 (default 100,000)")
+    parser.add_argument("--dict-records", type=int, help="keys in case 7 (default 10,000)")
+    parser.add_argument("--df-rows", type=int, help="DataFrame rows in case 8 (default 1M)")
+    parser.add_argument("--scale-sizes", type=int, nargs="+",
+                        help="sizes of case 5 (default 1,000 10,000 100,000 1,000,000)")
+    parser.add_argument("--hickle-max", type=int, default=20_000,
+                        help="largest element count hickle and h5io run (default 20,000)")
     parser.add_argument("--repeat", type=int,
                         help="timed repetitions, best taken (default 3, and 2 for the big array)")
     parser.add_argument("--cold", action="store_true",

@@ -134,7 +134,7 @@ def pack_mixed(values: list[Any]) -> np.ndarray | None:
     table = np.zeros(len(values), dtype=fields)
     table["class"] = codes
     for name, rows, column in columns:
-        if table.dtype[name] == object:
+        if table.dtype[name].kind == "O":
             table[name] = ""
         table[name][rows] = column
     return table
@@ -150,13 +150,13 @@ def mixed_row(value: Any, dtype: np.dtype) -> np.void | None:
     if any(n not in names for n in table.dtype.names):
         return None
     row = np.zeros(1, dtype=dtype)
-    if "str" in names and dtype["str"] == object:
+    if "str" in names and dtype["str"].kind == "O":
         row["str"] = ""
-    if type(value) is str and dtype["str"] != object and \
+    if type(value) is str and dtype["str"].kind != "O" and \
             len(value.encode("utf-8")) > dtype["str"].itemsize:
         return None
     for n in table.dtype.names:
-        row[n] = value if n == "str" and dtype["str"] == object else table[n][0]
+        row[n] = value if n == "str" and dtype["str"].kind == "O" else table[n][0]
     return row[0]
 
 
