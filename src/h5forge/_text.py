@@ -30,7 +30,8 @@ def format_bytes(nbytes: float, *, binary: bool = True) -> str:
 
 def dtype_to_text(dtype: np.dtype) -> Any:
     """A YAML-friendly spelling of ``dtype``: ``'<f8'``, ``'vlen-str'``, ``'vlen-bytes'``,
-    ``'object'``, an HDF5 enum as ``{enum: {name: value}, base: '<i1'}``, or for a compound type
+    ``'object'``, fixed-length UTF-8 text as ``{utf8: nbytes}`` (``'|S20'`` would lose the
+    encoding HDF5 records), an HDF5 enum as ``{enum: {name: value}, base: '<i1'}``, or for a compound type
     a list of ``[name, type]`` (``[name, type, shape]`` for a sub-array field)."""
     dtype = np.dtype(dtype)
     enum = h5py.check_enum_dtype(dtype)
@@ -39,6 +40,8 @@ def dtype_to_text(dtype: np.dtype) -> Any:
     string = h5py.check_string_dtype(dtype)
     if string is not None and dtype.kind == "O":
         return "vlen-str" if string.encoding == "utf-8" else "vlen-bytes"
+    if string is not None and string.encoding == "utf-8":  # fixed-length UTF-8: keep the label
+        return {"utf8": dtype.itemsize}
     if dtype.names is not None:
         fields = []
         for name in dtype.names:
@@ -62,6 +65,8 @@ def dtype_from_text(text: Any) -> np.dtype:
         return h5py.string_dtype("ascii")
     if text == "object":
         return np.dtype(object)
+    if isinstance(text, dict) and set(text) == {"utf8"}:
+        return h5py.string_dtype("utf-8", int(text["utf8"]))
     if isinstance(text, dict):
         if set(text) != {"enum", "base"} or not isinstance(text["enum"], dict):
             raise ValueError(f"an enum dtype is {{enum: {{name: value}}, base: type}}, got "

@@ -349,3 +349,19 @@ def test_cli_reads_a_tree_kept_in_a_group(path, tmp_path):
     missing = subprocess.run(cli + ["diff", path, "v1", "v2", "-g", "nope"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "nope: no such group" in missing.stderr
+
+
+def test_fixed_length_utf8_strings_keep_their_encoding(path):
+    """'|S20' would store the text as ASCII: h5py then reads it back as bytes of unknown
+    encoding (found importing versioned-hdf5's own test files)."""
+    dtype = h5py.string_dtype("utf-8", 20)
+    text = np.array(["héllo".encode(), "wörld".encode()], dtype=dtype)
+    with VersionedFile(path, "w") as vf:
+        with vf.stage_version("v1") as g:
+            g.create_dataset("s", data=text, dtype=dtype)
+        with vf.stage_version("v2") as g:
+            g["s"][1] = "ok".encode()
+        for name in ("v1", "v2"):
+            assert h5py.check_string_dtype(vf[name]["s"].dtype).encoding == "utf-8"
+    with h5py.File(path, "r") as f:
+        assert list(f["s"].asstr()[()]) == ["héllo", "ok"]
