@@ -114,6 +114,21 @@ def test_many_inline_members_use_dense_attribute_storage(tmp_path):
     assert time.perf_counter() - start < 60  # quadratic took minutes at this size
 
 
+def test_dense_groups_and_root_keep_utf8_names(tmp_path):
+    path = tmp_path / "root.h5"
+    obj = {f"ключ{i}": i if i % 3 else {"v": i} for i in range(40)}  # the root: 26 inline
+    h5forge.dump({"été": obj}, tmp_path / "nested.h5")
+    h5forge.dump(obj, path)
+    with h5py.File(path, "r") as f:
+        assert f["/"].id.get_create_plist().get_attr_creation_order() != 0
+    with h5py.File(tmp_path / "nested.h5", "r") as f:
+        assert f.id.links.get_info("été".encode()).cset == h5py.h5t.CSET_UTF8
+        assert f["été"].id.get_create_plist().get_attr_creation_order() != 0
+        assert f["été"].id.links.get_info("ключ0".encode()).cset == h5py.h5t.CSET_UTF8
+    assert_same(obj, h5forge.load(path))
+    assert_same({"été": obj}, h5forge.load(tmp_path / "nested.h5"))
+
+
 def _tree(capsys, path) -> list[str]:
     assert main(["tree", str(path)]) == 0
     out, err = capsys.readouterr()

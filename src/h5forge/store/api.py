@@ -29,7 +29,7 @@ from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
 from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES, Node, group_node
 from h5forge.store.members import TMP_PREFIX
-from h5forge.store.writer import DatasetOptions, write_members, write_node
+from h5forge.store.writer import DatasetOptions, many_attributes, write_members, write_node
 
 __all__ = ["dump", "load", "plan", "append", "delete"]
 
@@ -204,7 +204,9 @@ def _write_new_file(filename: str, parts: list[str], root: Node, options) -> Non
     tmp = os.path.join(os.path.dirname(os.path.abspath(filename)),
                        f"{_TMP_PREFIX}{uuid.uuid4().hex}-{os.path.basename(filename)}")
     try:
-        with h5py.File(tmp, "w") as f:
+        # a root holding many inline members keeps them in dense storage (see writer)
+        dense = not parts and root.kind == "group" and many_attributes(root)
+        with h5py.File(tmp, "w", track_order=True if dense else None) as f:
             _dump_into(f, parts, root, False, options)
         os.replace(tmp, filename)
     finally:

@@ -10,7 +10,7 @@ from h5forge.errors import ConfigurationError
 from h5forge.store.attributes import write_attr
 from h5forge.store.layout import Node
 
-__all__ = ["write_node", "write_members", "DatasetOptions"]
+__all__ = ["write_node", "write_members", "many_attributes", "DatasetOptions"]
 
 #: Called with (location, node) for each dataset; returns extra create_dataset keywords.
 DatasetOptions = Callable[[str, Node], dict[str, Any]]
@@ -69,13 +69,19 @@ def _create_group(parent: h5py.Group, name: str, node: Node) -> h5py.Group:
     object header every new attribute costs a scan of the ones before it, so 16,000 of them
     took seconds (quadratic); tracking their creation order makes HDF5 switch to dense storage
     (a B-tree) past 8 attributes whatever the file's library version bounds."""
-    count = len(node.attrs)
-    if count <= COMPACT_ATTRIBUTES_MAX:
-        count += sum(1 for m in node.members.values() if m.kind == "inline")
-    if count <= COMPACT_ATTRIBUTES_MAX:
+    if not many_attributes(node):
         return parent.create_group(name)
-    gid = h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=_DENSE_GCPL)
-    return h5py.Group(gid)
+    encoded, lcpl = parent._e(name, lcpl=True)  # h5py's: a UTF-8 name is flagged as UTF-8
+    return h5py.Group(h5py.h5g.create(parent.id, encoded, lcpl=lcpl, gcpl=_DENSE_GCPL))
+
+
+def many_attributes(node: Node) -> bool:
+    """Whether group ``node`` will hold more attributes (metadata and inline members) than
+    fit compact storage well (see :func:`_create_group`)."""
+    count = len(node.attrs)
+    if count <= COMPACT_ATTRIBUTES_MAX and node.members:
+        count += sum(1 for m in node.members.values() if m.kind == "inline")
+    return count > COMPACT_ATTRIBUTES_MAX
 
 
 def _describe(kwargs: dict[str, Any]) -> str:
