@@ -20,7 +20,7 @@ from h5forge.errors import (
     UpdateError,
 )
 from h5forge.store import (
-    codecs,  # noqa: F401  (registers the built-in codecs)
+    codecs,  # noqa: F401  (imported up front: registries load BUILTIN_CODECS from it)
     update,
 )
 from h5forge.store import registry as _registry
@@ -37,8 +37,8 @@ _TMP_PREFIX = TMP_PREFIX
 
 
 def _in_registry(func):
-    """Run ``func`` with its ``registry=`` argument (None: the default registry) as the active
-    registry, so every encoder, decoder and codec lookup of the call uses it."""
+    """Run ``func`` with its ``registry=`` argument as the active registry (None keeps the
+    active one: the default), so every encoder, decoder and codec lookup of the call uses it."""
 
     @functools.wraps(func)
     def call(*args, **kwargs):
