@@ -1,4 +1,4 @@
-"""An ndarray of any dtype as a stored node, and back (see docs/FORMAT.md, "numpy").
+"""An ndarray of any dtype as a stored node, and back (see docs/FORMAT.md, "Leaves").
 
 Numeric, bool, complex, fixed-bytes and structured arrays are datasets of the same dtype; types
 HDF5 lacks are mapped to types it has, with the numpy dtype in ``dtype``: unicode and
@@ -29,11 +29,7 @@ __all__ = ["array_node", "read_array", "string_dtype_attrs", "string_dtype", "nu
            "child_stored"]
 
 _STR = h5py.string_dtype()
-
-
 _HDF5_KINDS = "biufcSV"
-
-
 _StringDType = getattr(np.dtypes, "StringDType", None)
 
 

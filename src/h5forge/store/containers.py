@@ -22,8 +22,6 @@ __all__ = ["INSTANCE_ATTRIBUTES", "NAMED_KEYS_MAX", "encode_sequence", "decode_s
 
 #: Dicts with more string keys than this use the items layout (keys in one dataset).
 NAMED_KEYS_MAX = 512
-
-
 INSTANCE_ATTRIBUTES = "instance_attributes"
 
 

@@ -1,7 +1,8 @@
 """The object layout: an object's state as ``instance_attributes`` (from ``__getstate__``,
 ``__dict__`` or ``__slots__``), optional constructor arguments, and rebuilding it without
-calling anything the class did not ask for (see docs/FORMAT.md, "Objects"). The object codec
-and codecs that fall back to it (scipy, xarray, ndarray subclasses) use these."""
+calling anything the class did not ask for (see docs/FORMAT.md, "Containers" and "The reduce
+rule"). The object codec and codecs that fall back to it (scipy, xarray, ndarray subclasses)
+use these."""
 
 from __future__ import annotations
 
@@ -21,11 +22,7 @@ __all__ = ["INSTANCE_ATTRIBUTES", "CLASS_ATTRIBUTES", "NEW_ARGUMENTS", "NEW_KEYW
 
 
 CLASS_ATTRIBUTES = "class_attributes"
-
-
 NEW_ARGUMENTS = "new_arguments"
-
-
 NEW_KEYWORDS = "new_keywords"
 
 

@@ -10,8 +10,6 @@ from typing import Any
 from h5forge.errors import CodecError, CorruptFileError
 
 __all__ = ["check_unit_text", "quantities_units", "quantities_text"]
-
-
 #: Longest unit text read from a file (the longest real ones are a few dozen characters).
 UNIT_TEXT_MAX = 1024
 
