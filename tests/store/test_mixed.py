@@ -79,6 +79,24 @@ def test_str_field_is_fixed_length_up_to_64_bytes(tmp_path):
     assert h5forge.load(path) == {"short": [1, "ab", "é"], "long": [1, "ab", long]}
 
 
+def test_str_runs_are_fixed_length_up_to_64_bytes(tmp_path):
+    path = tmp_path / "s.h5"
+    names, long = ["ab", "é", ""] * 30, ["ab", "x" * 65] * 40  # too long to be inline
+    h5forge.dump({"names": names, "long": long, "keys": {f"k{i}": i for i in range(600)}}, path)
+    with h5py.File(path, "r") as f:
+        assert h5py.check_string_dtype(f["names"].dtype) == ("utf-8", 2)
+        assert h5py.check_string_dtype(f["long"].dtype).length is None
+        assert h5py.check_string_dtype(f["keys/keys"].dtype) == ("utf-8", 4)
+    h5forge.append("cd", path, "names")  # rewritten extendable
+    h5forge.append("ef", path, "names")  # in place
+    h5forge.append("a longer one", path, "names")  # does not fit: rewritten, never cut
+    h5forge.dump("üü", path, "names/0", overwrite=True)  # 4 bytes: rewritten
+    got = h5forge.load(path)
+    assert got["names"] == ["üü"] + names[1:] + ["cd", "ef", "a longer one"]
+    assert got["long"] == long
+    assert got["keys"] == {f"k{i}": i for i in range(600)}
+
+
 def test_a_longer_str_appended_to_a_fixed_length_field_is_not_cut(tmp_path):
     path = tmp_path / "s.h5"
     h5forge.dump({"xs": [None, "ab"]}, path)

@@ -29,7 +29,7 @@ _NUMERIC_KINDS = "biufc"
 def _scalar_field(values: list[Any]) -> tuple[str, Any] | None:
     """(element class, HDF5 dtype) when every value is a builtin scalar of one packable type."""
     tp = type(values[0])
-    if any(type(v) is not tp for v in values):
+    if len(set(map(type, values))) != 1:
         return None
     if tp is float:
         return "float", np.float64
@@ -40,9 +40,7 @@ def _scalar_field(values: list[Any]) -> tuple[str, Any] | None:
             return "int", np.int64
         return None
     if tp is str:
-        if all(is_plain_text(v) for v in values):
-            return "str", _STR
-        return None
+        return ("str", _STR) if is_plain_text("".join(values)) else None
     if tp is complex:
         return "complex", np.complex128
     return None
@@ -59,8 +57,10 @@ def pack_scalars(values: list[Any]) -> tuple[np.ndarray, Any, str] | None:
         mixed = pack_mixed(values)
         return None if mixed is None else (mixed, None, MIXED)
     element_class, dtype = field
-    data = np.array(values, dtype=object if dtype is _STR else dtype)
-    return data, (_STR if dtype is _STR else None), element_class
+    if dtype is _STR:
+        h5dtype, column = _str_field(values)  # type: ignore[misc]  # plain text: checked
+        return np.array(column, dtype=object if h5dtype is _STR else h5dtype), h5dtype, "str"
+    return np.array(values, dtype=dtype), None, element_class
 
 
 # -- mixed scalars: a type column and one value column per type present ------------------------
@@ -75,8 +75,8 @@ _MIXED_FIELDS = (("bool", np.dtype(np.bool_)), ("int", np.dtype(np.int64)),
 _CLASS_DTYPE = h5py.enum_dtype(MIXED_CODES, basetype=np.uint8)
 
 
-#: Longest UTF-8 encoding (bytes) of the strs of a mixed run stored as a fixed-length field;
-#: longer ones make the field variable-length. Fixed-length strings are copied, not converted
+#: Longest UTF-8 encoding (bytes) of the strs of a run (all strs, or a mixed run's str field)
+#: stored as fixed-length strings; longer ones make them variable-length. Fixed-length strings are copied, not converted
 #: one by one: a 100,000-row table writes several times faster.
 FIXED_STR_MAX = 64
 
@@ -84,10 +84,12 @@ FIXED_STR_MAX = 64
 def _str_field(column: list[str]) -> tuple[Any, Any] | None:
     """(HDF5 string dtype, values to store) for the strs of a mixed run, or None when one of
     them is not plain text (a NUL, a lone surrogate)."""
-    if "\x00" in "".join(column):
+    joined = "".join(column)
+    if "\x00" in joined:
         return None
     try:
-        encoded = [v.encode("utf-8") for v in column]
+        encoded = [v.encode("ascii") for v in column] if joined.isascii() else \
+            [v.encode("utf-8") for v in column]
     except UnicodeEncodeError:
         return None
     longest = max(map(len, encoded))

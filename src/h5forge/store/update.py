@@ -735,6 +735,11 @@ def _row(ds: h5py.Dataset, value: Any) -> Any:
     packed = pack_scalars([value])
     if packed is None or packed[2] != element_class:
         return None
+    if element_class == "str":  # a fixed-length table takes only a str that fits
+        if ds.dtype.kind != "S":
+            return value
+        raw = value.encode("utf-8")
+        return raw if len(raw) <= ds.dtype.itemsize else None
     return packed[0][0]
 
 
