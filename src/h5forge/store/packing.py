@@ -76,8 +76,9 @@ _CLASS_DTYPE = h5py.enum_dtype(MIXED_CODES, basetype=np.uint8)
 
 
 #: Longest UTF-8 encoding (bytes) of the strs of a run (all strs, or a mixed run's str field)
-#: stored as fixed-length strings; longer ones make them variable-length. Fixed-length strings are copied, not converted
-#: one by one: a 100,000-row table writes several times faster.
+#: stored as fixed-length strings; longer ones make them variable-length. Fixed-length
+#: strings are copied, not converted one by one: a 100,000-row table writes several times
+#: faster.
 FIXED_STR_MAX = 64
 
 
