@@ -83,8 +83,9 @@ FIXED_STR_MAX = 64
 
 
 def _str_field(column: list[str]) -> tuple[Any, Any] | None:
-    """(HDF5 string dtype, values to store) for the strs of a mixed run, or None when one of
-    them is not plain text (a NUL, a lone surrogate)."""
+    """(HDF5 string dtype, values to store) for a run of strs (or a mixed run's strs): fixed-
+    length UTF-8 up to :data:`FIXED_STR_MAX` bytes each, else variable-length; None when one
+    of them is not plain text (a NUL, a lone surrogate)."""
     joined = "".join(column)
     if "\x00" in joined:
         return None
