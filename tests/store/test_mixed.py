@@ -134,7 +134,7 @@ def test_many_inline_members_use_dense_attribute_storage(tmp_path):
 
 def test_dense_groups_and_root_keep_utf8_names(tmp_path):
     path = tmp_path / "root.h5"
-    obj = {f"ключ{i}": i if i % 3 else {"v": i} for i in range(40)}  # the root: 26 inline
+    obj = {f"ключ{i}": i if i % 3 else {"v": i} for i in range(60)}  # the root: 40 inline
     h5forge.dump({"été": obj}, tmp_path / "nested.h5")
     h5forge.dump(obj, path)
     with h5py.File(path, "r") as f:
