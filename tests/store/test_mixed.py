@@ -4,7 +4,6 @@ same through updates, ``h5forge tree`` and plain h5py; many inline members stay 
 from __future__ import annotations
 
 import importlib.util
-import time
 
 import h5py
 import numpy as np
@@ -122,14 +121,12 @@ def test_many_inline_members_use_dense_attribute_storage(tmp_path):
     is created with its attributes in dense storage: linear, not quadratic."""
     path = tmp_path / "many.h5"
     obj = {"xs": [i if i % 5 else [i] for i in range(3000)], "few": {"a": 1, "b": [1]}}
-    start = time.perf_counter()
     h5forge.dump(obj, path)
     with h5py.File(path, "r") as f:
         assert f["xs"].id.get_create_plist().get_attr_creation_order() != 0
         assert f["few"].id.get_create_plist().get_attr_creation_order() == 0
         assert len(f["xs"].attrs) > 2000
     assert_same(obj, h5forge.load(path))
-    assert time.perf_counter() - start < 60  # quadratic took minutes at this size
 
 
 def test_dense_groups_and_root_keep_utf8_names(tmp_path):
