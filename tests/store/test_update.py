@@ -482,3 +482,16 @@ def test_golden_updates_are_reproduced(tmp_path):
 
     write(tmp_path / "again.h5")
     assert_same(load(tmp_path / "again.h5"), expected())
+
+
+def test_an_update_marks_an_older_tree_with_the_format_it_may_now_need(tmp_path):
+    """A format-1 tree that gets a member in a format-2 layout (a mixed run) says format 2, so
+    an older h5forge refuses it by version instead of calling the member corrupt."""
+    path = tmp_path / "old.h5"
+    h5forge.dump({"name": "run", "trials": {"t1": [1, 2]}}, path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["h5forge_format"] = "1"  # as written by the previous release
+    h5forge.dump([1, "two", 3.0], path, "trials/t2")  # a mixed run: format 2's layout
+    with h5py.File(path, "r") as f:
+        assert f.attrs["h5forge_format"] == "2"
+    assert h5forge.load(path) == {"name": "run", "trials": {"t1": [1, 2], "t2": [1, "two", 3.0]}}

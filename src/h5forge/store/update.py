@@ -48,7 +48,7 @@ from h5forge.errors import (
 from h5forge.store.attributes import read_attr, write_attr
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
-from h5forge.store.layout import RESERVED_ATTRIBUTES, Node
+from h5forge.store.layout import FORMAT_VERSION, READABLE_FORMATS, RESERVED_ATTRIBUTES, Node
 from h5forge.store.members import TMP_PREFIX, keys_list, mapping_order, sequence_order
 from h5forge.store.packing import MIXED, mixed_row, pack_records, pack_scalars
 from h5forge.store.writer import DatasetOptions, write_node
@@ -354,7 +354,7 @@ def plan_set(base: h5py.Group, parts: list[str], value: Any, *, overwrite: bool,
     if c.kind == "plain" and not (t.rest and _has_link(c.group, t.name)
                                   and _is_packed(c.group[t.name])):
         return None  # not inside a stored container: dump's own rules apply
-    return _plan_at(ctx, t, "set", value, overwrite)
+    return _marked(_plan_at(ctx, t, "set", value, overwrite), base, parts)
 
 
 def plan_append(base: h5py.Group, parts: list[str], value: Any, *,
@@ -364,14 +364,14 @@ def plan_append(base: h5py.Group, parts: list[str], value: Any, *,
     if not parts:  # the base itself is the sequence (or a box holding a packed one)
         kind = _kind(base)
         if kind == "box":
-            return _plan_at(ctx, _Target(_Container(base, "", "box"), "value", []), "append",
-                            value, False)
+            return _marked(_plan_at(ctx, _Target(_Container(base, "", "box"), "value", []),
+                                    "append", value, False), base, parts)
         if kind != "sequence":
             raise UpdateError(f"{ctx.where('')}: append needs a stored list, tuple or deque, "
                               f"found {_class_of(base) or 'a plain group'}")
         c = _Container(base, "", "sequence")
-        return _append_group_sequence(ctx, c, value)
-    return _plan_at(ctx, _resolve(ctx, parts), "append", value, False)
+        return _marked(_append_group_sequence(ctx, c, value), base, parts)
+    return _marked(_plan_at(ctx, _resolve(ctx, parts), "append", value, False), base, parts)
 
 
 def plan_delete(base: h5py.Group, parts: list[str]) -> Update:
@@ -380,7 +380,29 @@ def plan_delete(base: h5py.Group, parts: list[str]) -> Update:
         raise UpdateError(f"{_h5.describe(base)}: delete needs a path inside the tree (to "
                           f"remove everything, delete the file or group itself)")
     ctx = _ctx(base, False, None, parts)
-    return _plan_at(ctx, _resolve(ctx, parts), "delete", None, False)
+    return _marked(_plan_at(ctx, _resolve(ctx, parts), "delete", None, False), base, parts)
+
+
+OLDER_FORMATS = tuple(f for f in READABLE_FORMATS if f != FORMAT_VERSION)
+
+
+def _marked(upd: Update, base: h5py.Group, parts: list[str]) -> Update:
+    """``upd``, ending by marking the stored tree it changes as this format: the new member
+    may use a layout an older h5forge cannot read, which must then say so
+    (``FormatVersionError``) instead of calling the file corrupt."""
+    def mark() -> None:
+        group = base
+        for part in [None] + parts[:-1]:
+            if part is not None:
+                if not isinstance(group, h5py.Group) or part not in group:
+                    return
+                group = group[part]
+            if isinstance(group, h5py.Group) and _text(group.attrs.get(
+                    "h5forge_format", FORMAT_VERSION)) in OLDER_FORMATS:
+                group.attrs["h5forge_format"] = FORMAT_VERSION
+
+    upd.steps.append(mark)
+    return upd
 
 
 def _plan_at(ctx: _Ctx, t: _Target, op: str, value: Any, overwrite: bool) -> Update:
