@@ -21,13 +21,14 @@ mpi4py_version=${MPI4PY_VERSION:-4.1.2}
 
 log() { echo "mpi-env: $*" >&2; }
 
-# 1. Debian's MPICH and parallel HDF5 (needs root or sudo once per machine).
-if ! dpkg -s libhdf5-mpich-dev mpich >/dev/null 2>&1; then
+# 1. Debian's MPICH and parallel HDF5 (needs root or sudo once per machine), and HDF5's own
+#    command-line tools: tests/io reads threaded chunks back with h5dump, a reader that is not h5py.
+if ! dpkg -s libhdf5-mpich-dev mpich hdf5-tools >/dev/null 2>&1; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-    log "installing Debian's mpich and libhdf5-mpich-dev"
+    log "installing Debian's mpich, libhdf5-mpich-dev and hdf5-tools"
     $sudo apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
-        mpich libhdf5-mpich-dev pkg-config >&2
+        mpich libhdf5-mpich-dev pkg-config hdf5-tools >&2
 fi
 
 # 2. mpi4py and h5py compiled against them, into an environment of their own.

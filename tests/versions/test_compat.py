@@ -23,26 +23,21 @@ PEER_LAYOUT_ATTRS = ("raw_data", "chunks")
 
 def snapshot(vfile, names) -> dict:
     """Every version's datasets (values, dtype, shape) and attributes, as plain Python."""
-    out = {}
-    for name in names:
-        version = vfile[name]
-        items = {}
+    return {name: _walk(vfile[name], "", {}) for name in names}
 
-        def walk(group, prefix):
-            for key in sorted(group):
-                obj = group[key]
-                where = f"{prefix}/{key}"
-                attrs = {k: _plain(obj.attrs[k]) for k in sorted(obj.attrs)
-                         if k not in PEER_LAYOUT_ATTRS}
-                if hasattr(obj, "shape"):
-                    items[where] = (_plain(obj[()]), str(obj.dtype), tuple(obj.shape), attrs)
-                else:
-                    items[where] = attrs
-                    walk(obj, where)
 
-        walk(version, "")
-        out[name] = items
-    return out
+def _walk(group, prefix: str, items: dict) -> dict:
+    for key in sorted(group):
+        obj = group[key]
+        where = f"{prefix}/{key}"
+        attrs = {k: _plain(obj.attrs[k]) for k in sorted(obj.attrs)
+                 if k not in PEER_LAYOUT_ATTRS}
+        if hasattr(obj, "shape"):
+            items[where] = (_plain(obj[()]), str(obj.dtype), tuple(obj.shape), attrs)
+        else:
+            items[where] = attrs
+            _walk(obj, where, items)
+    return items
 
 
 def _plain(value):
@@ -367,3 +362,13 @@ def test_modify_metadata_on_unknown_dataset_is_refused(tmp_path):
         with pytest.raises(ValueError, match="no version holds a dataset '/y'"):
             compat.modify_metadata(f, "y", chunks=(2,))
         np.testing.assert_array_equal(vfile["r0"]["x"][:], [1])
+
+
+def test_delete_by_something_else_than_a_name(vfile):
+    with vfile.stage_version("r0") as g:
+        g["x"] = [1]
+    with pytest.raises(NotImplementedError):
+        del vfile[0]
+    with pytest.raises(KeyError):
+        del vfile["nope"]
+    assert list(vfile.versions) == ["r0"]

@@ -21,6 +21,13 @@ def path(tmp_path):
     return str(tmp_path / "data.h5")
 
 
+def _one_version(path: str) -> None:
+    """A file with one version, "v1", holding x = [1]."""
+    with VersionedFile(path, "w") as vf:
+        with vf.stage_version("v1") as g:
+            g["x"] = [1]
+
+
 # -- 1. a stage that has ended refuses every use -------------------------------------------------
 
 def _ended_stage(vf: VersionedFile, fail: bool = False):
@@ -167,9 +174,7 @@ def test_one_stage_at_a_time_across_handles(path):
 
 
 def test_open_h5py_file_gets_the_writer_lock(path):
-    with VersionedFile(path, "w") as vf:
-        with vf.stage_version("v1") as g:
-            g["x"] = [1]
+    _one_version(path)
     with h5py.File(path, "r+") as f:
         held = VersionedFile(f)
         with pytest.raises(FileLockedError):
@@ -184,9 +189,7 @@ def test_open_h5py_file_gets_the_writer_lock(path):
 
 
 def test_writer_lock_across_processes(path):
-    with VersionedFile(path, "w") as vf:
-        with vf.stage_version("v1") as g:
-            g["x"] = [1]
+    _one_version(path)
     with h5py.File(path, "r+") as f:
         held = VersionedFile(f)
         code = textwrap.dedent(f"""
@@ -204,9 +207,7 @@ def test_writer_lock_across_processes(path):
 
 
 def test_read_only_h5py_file_is_not_locked(path):
-    with VersionedFile(path, "w") as vf:
-        with vf.stage_version("v1") as g:
-            g["x"] = [1]
+    _one_version(path)
     with h5py.File(path, "r") as f:
         reader = VersionedFile(f)
         assert reader.versions == ["v1"]

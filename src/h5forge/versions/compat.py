@@ -41,12 +41,17 @@ from h5forge.versions.staging import _user_attrs
 from h5forge.versions.views import VersionDataset, VersionGroup
 
 __all__ = ["VersionedHDF5File", "delete_versions", "delete_version", "modify_metadata",
-           "recreate_dataset", "TIMESTAMP_FMT"]
+           "recreate_dataset", "TIMESTAMP_FMT", "DeleteByNameError"]
 
 #: The format of the ``timestamp`` attribute of every version (UTC), as versioned-hdf5's.
 TIMESTAMP_FMT = TIMESTAMP_FORMAT
 
 _UNSET: Any = object()
+
+
+class DeleteByNameError(VersionError, NotImplementedError):
+    """``del vf[key]`` with a key that is not a version name (versioned-hdf5 raises
+    NotImplementedError there)."""
 
 
 class VersionedHDF5File:
@@ -103,7 +108,8 @@ class VersionedHDF5File:
 
     def __delitem__(self, name: str) -> None:
         if not isinstance(name, str):
-            raise NotImplementedError("del is only supported for string keys")
+            raise DeleteByNameError(f"del vf[{name!r}]: delete a version by its name (a str); "
+                                    f"for an index or a time, del vf[vf[key].version]")
         if name not in self._vf:
             raise KeyError(name)
         self._vf.delete_versions([name])
