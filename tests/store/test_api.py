@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import h5forge
+from h5forge.store import FORMAT_VERSION
 from h5forge.errors import NodeExistsError, NodeNotFoundError, TargetError
 from h5forge.store import LazyArray
 
@@ -112,7 +113,8 @@ def test_leaf_at_root_is_boxed(tmp_path):
     with h5py.File(path, "r") as f:
         assert f.attrs["class"] == "numpy.ndarray" and f.attrs["box"] == 1
         assert f["value"][()].tolist() == [0, 1, 2]
-        assert f.attrs["h5forge_format"] == "2" and "h5forge_format" not in f["value"].attrs
+        assert f.attrs["h5forge_format"] == FORMAT_VERSION
+        assert "h5forge_format" not in f["value"].attrs
     assert h5forge.load(path).tolist() == [0, 1, 2]
 
 

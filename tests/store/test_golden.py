@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import h5forge
+from h5forge.store import FORMAT_VERSION
 from tests.store.equality import assert_same
 from tests.store.golden_objects import DATA, GOLDEN
 
@@ -47,7 +48,7 @@ def test_plain_h5py_listing(tmp_path):
     listing = walk(path)
     assert set(listing) == {"/", "trials", "lfp", "when", "labels", "counts"}
     root_kind, root_attrs = listing["/"]
-    assert root_attrs["class"] == "dict" and root_attrs["h5forge_format"] == "2"
+    assert root_attrs["class"] == "dict" and root_attrs["h5forge_format"] == FORMAT_VERSION
     assert list(root_attrs["keys"]) == ["subject", "weight_g", "trials", "lfp", "when",
                                         "labels", "counts"]
     assert root_attrs["subject"] == "M12" and root_attrs["weight_g"] == 23.5  # inline scalars

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import h5forge
+from h5forge.store import FORMAT_VERSION
 from h5forge.cli.main import main
 from h5forge.errors import CorruptFileError
 from h5forge.store.packing import MIXED_CODES
@@ -57,7 +58,7 @@ def test_mixed_list_is_one_plain_table(tmp_path):
     path = tmp_path / "plain.h5"
     h5forge.dump({"xs": [1, None, "a", 2.5]}, path)
     with h5py.File(path, "r") as f:
-        assert f.attrs["h5forge_format"] == "2"
+        assert f.attrs["h5forge_format"] == FORMAT_VERSION
         ds = f["xs"]
         assert ds.attrs["class"] == "list" and ds.attrs["element_class"] == "mixed"
         assert ds.dtype.names == ("class", "int", "float", "str")

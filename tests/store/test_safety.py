@@ -1392,7 +1392,7 @@ def test_wrong_dtype_is_not_silently_converted(case, tmp_path):
 
 
 # == 8. format version ============================================================================
-@pytest.mark.parametrize("version", ["99", "3", "99.0", b"99", np.int64(99), "0", ""])
+@pytest.mark.parametrize("version", ["99", "4", "99.0", b"99", np.int64(99), "0", ""])
 def test_newer_format_version_is_refused(version, tmp_path):
     path = tmp_path / "future.h5"
     h5forge.dump({"a": 1, "b": [1, 2]}, path)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import h5forge
+from h5forge.store import FORMAT_VERSION
 from h5forge.errors import NodeExistsError, NodeNotFoundError, UpdateError
 from h5forge.io import BackendConfiguration, DatasetConfiguration
 from h5forge.store import MemberMismatchWarning
@@ -493,5 +494,5 @@ def test_an_update_marks_an_older_tree_with_the_format_it_may_now_need(tmp_path)
         f.attrs["h5forge_format"] = "1"  # as written by the previous release
     h5forge.dump([1, "two", 3.0], path, "trials/t2")  # a mixed run: format 2's layout
     with h5py.File(path, "r") as f:
-        assert f.attrs["h5forge_format"] == "2"
+        assert f.attrs["h5forge_format"] == FORMAT_VERSION
     assert h5forge.load(path) == {"name": "run", "trials": {"t1": [1, 2], "t2": [1, "two", 3.0]}}

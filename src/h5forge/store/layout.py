@@ -23,10 +23,11 @@ __all__ = [
 ]
 
 #: Written as the ``h5forge_format`` attribute on the node ``dump`` writes. Format 2 added
-#: packed runs of mixed builtin scalars (``element_class`` / field class ``mixed``).
-FORMAT_VERSION = "2"
+#: packed runs of mixed builtin scalars (``element_class`` / field class ``mixed``); format 3
+#: packed trees of small plain data (``layout`` = ``tree``) and fewer objects per neo node.
+FORMAT_VERSION = "3"
 #: Format versions this h5forge reads (each later one only adds layouts to the earlier).
-READABLE_FORMATS = ("1", "2")
+READABLE_FORMATS = ("1", "2", "3")
 
 #: Attribute names the format uses for metadata. A container member with one of these names is
 #: stored as a child node, never as an inline attribute, so the two can never be confused.
