@@ -19,7 +19,7 @@ from h5forge.io import BackendConfiguration, DatasetConfiguration
 from h5forge.io import get_default_configuration as _file_configuration
 from h5forge.io.configuration import normalize_location
 from h5forge.io.nwb import is_nwbfile
-from h5forge.store.layout import Node
+from h5forge.store.layout import Node, needs_box
 from h5forge.store.writer import DatasetOptions
 
 __all__ = ["get_default_configuration", "planned_datasets", "dataset_options"]
@@ -43,13 +43,14 @@ def get_default_configuration(x: Any, path: str = "/", *,
 def planned_datasets(root: Node, path: str = "/", *,
                      links: bool = False) -> Iterator[tuple[str, Node]]:
     """``(location, node)`` for every dataset node of a plan, located as ``dump`` writes them
-    at ``path`` (a leaf dumped onto a group's root goes into its box as ``value``). A dataset
+    at ``path`` (a leaf or a packed tree dumped onto a group's root goes into its box as
+    ``value``). A dataset
     shared by several places is listed at the first; ``links=True`` also lists the others
     (the hard links ``dump`` writes), each with the dataset node they link to."""
     parts = _h5.split_path(path)
     if parts:
         yield from _walk(root, "/".join(parts), links)
-    elif root.kind == "group":
+    elif not needs_box(root):
         for name, member in root.members.items():
             yield from _walk(member, name, links)
     else:
