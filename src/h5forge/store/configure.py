@@ -44,9 +44,9 @@ def planned_datasets(root: Node, path: str = "/", *,
                      links: bool = False) -> Iterator[tuple[str, Node]]:
     """``(location, node)`` for every dataset node of a plan, located as ``dump`` writes them
     at ``path`` (a leaf or a packed tree dumped onto a group's root goes into its box as
-    ``value``). A dataset
-    shared by several places is listed at the first; ``links=True`` also lists the others
-    (the hard links ``dump`` writes), each with the dataset node they link to."""
+    ``value``). A dataset shared by several places is listed at the first; ``links=True``
+    also lists the others (the hard links ``dump`` writes), each with the dataset node they
+    link to."""
     parts = _h5.split_path(path)
     if parts:
         yield from _walk(root, "/".join(parts), links)

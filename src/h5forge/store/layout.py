@@ -20,6 +20,8 @@ __all__ = [
     "dataset_node",
     "inline_node",
     "link_node",
+    "TREE_LAYOUT",
+    "needs_box",
 ]
 
 #: Written as the ``h5forge_format`` attribute on the node ``dump`` writes. Format 2 added
@@ -78,6 +80,18 @@ class Node:
         if self.kind == "dataset":
             return f"<dataset {self.class_name} shape={np.shape(self.data)}>"
         return f"<{self.kind} {self.data!r}>"
+
+
+#: ``layout`` attribute of a packed tree's group (see :mod:`h5forge.store.tree`).
+TREE_LAYOUT = "tree"
+
+
+def needs_box(node: Node) -> bool:
+    """Whether ``node``, written at the top of a dump onto an existing group (the file root or a
+    group passed as the target), goes into a box as member ``value``: a leaf (the group cannot
+    be a dataset), or a packed tree (an update rewrites its tables as one node, swapped in
+    whole, which a group that is the target itself cannot be)."""
+    return node.kind != "group" or node.attrs.get("layout") == TREE_LAYOUT
 
 
 def group_node(class_name: str, **attrs: Any) -> Node:
