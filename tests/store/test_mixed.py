@@ -13,6 +13,7 @@ import h5forge
 from h5forge.store import FORMAT_VERSION
 from h5forge.cli.main import main
 from h5forge.errors import CorruptFileError
+from h5forge.store import packing
 from h5forge.store.packing import MIXED_CODES
 from tests.store.equality import assert_same
 from tests.store.golden_objects import DATA
@@ -105,6 +106,29 @@ def test_a_longer_str_appended_to_a_fixed_length_field_is_not_cut(tmp_path):
     h5forge.append("a much longer text", path, "xs")  # does not fit: rewritten
     h5forge.dump("x" * 100, path, "xs/0", overwrite=True)
     assert h5forge.load(path) == {"xs": ["x" * 100, "ab", "cd", "ef", "a much longer text"]}
+
+
+RUNS = [[1, 2.5, None, "a", True, 1j], [1.0, 2.0, None], [None], [None, 3], ["é", None, "ü"],
+        [1, "x" * 65], [True, 0], [2**63 - 1, -(2**63), None]]
+
+
+@pytest.mark.parametrize("run", RUNS, ids=repr)
+def test_short_and_long_runs_pack_alike(run):
+    """Short runs are packed in plain Python, long ones with numpy: same table either way."""
+    short = packing.pack_mixed(run)
+    times = packing._SMALL_RUN // len(run) + 1
+    long = packing.pack_mixed(run * times)
+    assert len(run) <= packing._SMALL_RUN < len(run) * times
+    assert short.dtype == long.dtype and short.dtype.names == long.dtype.names
+    assert short.tolist() * times == long.tolist()
+    assert packing.unpack_mixed(short) == run
+
+
+@pytest.mark.parametrize("run", [[1.0, 2.0], ["a", "b"], [1, 2**64], [None, 2**64],
+                                 [1, b"x"], [None, "nul\x00"], [1, [2]]], ids=repr)
+def test_runs_that_are_not_mixed_tables_short_or_long(run):
+    for values in (run, run * (packing._SMALL_RUN // len(run) + 1)):
+        assert packing.pack_mixed(values) is None
 
 
 @pytest.mark.parametrize("items", [[1, 2**64], [1, "nul\x00"], [1, "lone \udc80"], [1, b"x"],

@@ -11,6 +11,7 @@ a type column (``class``) and a value column per type present (format 2).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import h5py
@@ -82,6 +83,13 @@ _CLASS_DTYPE = h5py.enum_dtype(MIXED_CODES, basetype=np.uint8)
 FIXED_STR_MAX = 64
 
 
+@functools.lru_cache(maxsize=None)
+def _fixed_str(length: int) -> np.dtype:
+    """The fixed-length UTF-8 string dtype of ``length`` bytes (made once: h5py builds a new
+    dtype object on each call)."""
+    return h5py.string_dtype("utf-8", length)
+
+
 def _str_field(column: list[str]) -> tuple[Any, Any] | None:
     """(HDF5 string dtype, values to store) for a run of strs (or a mixed run's strs): fixed-
     length UTF-8 up to :data:`FIXED_STR_MAX` bytes each, else variable-length; None when one
@@ -97,7 +105,54 @@ def _str_field(column: list[str]) -> tuple[Any, Any] | None:
     longest = max(map(len, encoded))
     if longest > FIXED_STR_MAX:
         return _STR, column
-    return h5py.string_dtype("utf-8", max(longest, 1)), encoded
+    return _fixed_str(max(longest, 1)), encoded
+
+
+@functools.lru_cache(maxsize=None)
+def _mixed_dtype(fields: tuple[tuple[str, Any], ...]) -> np.dtype:
+    """The compound dtype of a mixed table with these fields (made once per combination: a
+    dtype built from a list spec costs more than packing a short run)."""
+    return np.dtype([("class", _CLASS_DTYPE), *fields])
+
+
+#: Runs up to this long are sorted by type in plain Python (numpy's per-call costs dominate
+#: there: a dict of 3,000 records each holding a short mixed list planned 2x slower than in
+#: format 1, most of it in ``np.unique``, ``np.flatnonzero`` and dtype construction).
+_SMALL_RUN = 32
+
+
+def _mixed_columns(values: list[Any]) -> tuple[Any, bool, dict[int, tuple[Any, list[Any]]]] \
+        | None:
+    """(codes, any None, {code: (rows, values)} for the other types) of a run of mixed
+    scalars, else None. ``codes`` and each ``rows`` are lists for a short run, arrays for a
+    long one."""
+    types = _MIXED_TYPES
+    if len(values) <= _SMALL_RUN:
+        try:
+            codes = [types[type(v)] for v in values]
+        except KeyError:
+            return None
+        by_code: dict[int, tuple[Any, list[Any]]] = {}
+        for i, (code, v) in enumerate(zip(codes, values)):
+            if code:
+                entry = by_code.get(code)
+                if entry is None:
+                    by_code[code] = ([i], [v])
+                else:
+                    entry[0].append(i)
+                    entry[1].append(v)
+        return codes, 0 in codes, by_code
+    try:
+        array = np.fromiter(map(types.__getitem__, map(type, values)), dtype=np.uint8,
+                            count=len(values))
+    except KeyError:
+        return None
+    by_code = {}
+    counts = np.bincount(array, minlength=6)
+    for code in np.flatnonzero(counts[1:]).tolist():
+        rows = np.flatnonzero(array == code + 1)
+        by_code[code + 1] = (rows, [values[i] for i in rows.tolist()])
+    return array, bool(counts[0]), by_code
 
 
 def pack_mixed(values: list[Any]) -> np.ndarray | None:
@@ -111,21 +166,18 @@ def pack_mixed(values: list[Any]) -> np.ndarray | None:
     runs qualify too (only the ``class`` field)."""
     if not values:
         return None
-    try:
-        codes = np.fromiter(map(_MIXED_TYPES.__getitem__, map(type, values)), dtype=np.uint8,
-                            count=len(values))
-    except KeyError:
+    found = _mixed_columns(values)
+    if found is None:
         return None
-    present = set(np.unique(codes).tolist())
-    if len(present) < 2 and present != {0}:
+    codes, has_none, by_code = found
+    if len(by_code) + has_none < 2 and by_code:
         return None  # one type: a plain column (pack_scalars), or not packable at all
-    fields: list[tuple[str, Any]] = [("class", _CLASS_DTYPE)]
+    fields: list[tuple[str, Any]] = []
     columns = []
     for code, (name, dtype) in enumerate(_MIXED_FIELDS, 1):
-        if code not in present:
+        if code not in by_code:
             continue
-        rows = np.flatnonzero(codes == code)
-        column = [values[i] for i in rows.tolist()]
+        rows, column = by_code[code]
         if code == 2 and (min(column) < _INT64_MIN or max(column) > _INT64_MAX):
             return None
         if code == 5:
@@ -135,10 +187,11 @@ def pack_mixed(values: list[Any]) -> np.ndarray | None:
             dtype, column = field
         fields.append((name, dtype))
         columns.append((name, rows, column))
-    table = np.zeros(len(values), dtype=fields)
+    dtype = _mixed_dtype(tuple(fields))
+    table = np.zeros(len(values), dtype=dtype)
     table["class"] = codes
     for name, rows, column in columns:
-        if table.dtype[name].kind == "O":
+        if dtype[name].kind == "O":
             table[name] = ""
         table[name][rows] = column
     return table
