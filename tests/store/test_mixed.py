@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 import h5forge
-from h5forge.store import FORMAT_VERSION
 from h5forge.cli.main import main
 from h5forge.errors import CorruptFileError
-from h5forge.store import packing
+from h5forge.store import FORMAT_VERSION, packing
 from h5forge.store.packing import MIXED_CODES
 from tests.store.equality import assert_same
 from tests.store.golden_objects import DATA
