@@ -291,11 +291,12 @@ def test_configuration_lists_and_chunks_the_signal_datasets(tmp_path):
     block = make_block()
     plan = h5forge.get_default_configuration(block)
     locations = set(plan.dataset_configurations)
-    assert {"segments/0/analogsignals/0/signal", "segments/1/analogsignals/1/signal",
+    # annotated objects are groups (their data a member), plain ones a dataset each
+    assert {"segments/0/analogsignals/0/signal", "segments/1/analogsignals/1",
             "segments/0/spiketrains/0/waveforms", "segments/1/epochs/0/durations",
-            "segments/0/imagesequences/0/image_data",
+            "segments/0/imagesequences/0", "segments/1/spiketrains/1",
             "segments/0/irregularlysampledsignals/0/times"} <= locations
-    assert not any(loc.startswith("groups/") and loc.endswith("/signal") for loc in locations)
+    assert not any(loc.startswith("groups/") for loc in locations)  # links, not copies
     entry = plan["segments/1/analogsignals/0/signal"]
     assert entry.full_shape == (40, 3) and entry.dtype == np.float32
     entry.update(chunk_shape=(8, 3), buffer_shape=(40, 3))
@@ -378,12 +379,15 @@ def test_crafted_files_raise_corrupt_file_error(tmp_path, edit, message):
 
 
 def test_units_whose_symbol_text_does_not_read_back_are_written_by_name(monkeypatch):
-    from h5forge.store.codecs import neo as codec
+    from h5forge.store.codecs import _units_text
 
-    monkeypatch.setattr(codec, "_units_cache", {})
+    monkeypatch.setattr(_units_text, "_TEXTS", {})  # texts found before the patch
     monkeypatch.setattr(type(pq.mV.dimensionality), "string", property(lambda self: "m V"))
     node = h5forge.store.plan(neo.AnalogSignal([1.0], units="mV", sampling_rate=1 * pq.Hz))
-    assert node.members["signal"].attrs["units"] == "millivolt"
+    assert node.attrs["units"] == "millivolt"
+    grouped = h5forge.store.plan(neo.AnalogSignal([1.0], units="mV", sampling_rate=1 * pq.Hz,
+                                                  gain=2))
+    assert grouped.members["signal"].attrs["units"] == "millivolt"
 
 
 def test_importing_h5forge_does_not_import_neo():

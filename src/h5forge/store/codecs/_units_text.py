@@ -9,7 +9,8 @@ from typing import Any
 
 from h5forge.errors import CodecError, CorruptFileError
 
-__all__ = ["check_unit_text", "quantities_units", "quantities_text"]
+__all__ = ["check_unit_text", "quantities_units", "quantities_text", "known_units",
+           "clear_caches"]
 #: Longest unit text read from a file (the longest real ones are a few dozen characters).
 UNIT_TEXT_MAX = 1024
 
@@ -124,8 +125,42 @@ def check_unit_text(text: Any, path: str) -> str:
 
 
 # -- quantities ----------------------------------------------------------------------------------
+# quantities parses a unit text with Python's compiler (registry lookups cost tens of
+# microseconds each, and comparing dimensionalities hashes their text): a Block of a few hundred
+# signals parsed the same few texts thousands of times. Both directions are cached; only
+# successful results are kept (a unit defined later is then found), and a file or a program
+# with very many distinct units cannot grow a cache without end.
+_CACHE_MAX = 4096
+#: unit text -> dimensionality (load).
+_UNITS: dict[str, Any] = {}
+#: the units and powers of a dimensionality, by id -> (those units, their text) (dump). Holding
+#: the unit objects keeps their ids from being reused while the entry lives.
+_TEXTS: dict[tuple, tuple[tuple, str]] = {}
+
+
+def clear_caches() -> None:
+    """Forget every cached unit text (e.g. after redefining units in quantities' registry)."""
+    _UNITS.clear()
+    _TEXTS.clear()
+
+
+def _remember(cache: dict, key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+
+
+def known_units(text: Any) -> Any:
+    """The dimensionality of a unit text already checked and parsed (by
+    :func:`quantities_units`, after :func:`check_unit_text`), or None."""
+    return _UNITS.get(text) if type(text) is str else None
+
+
 def quantities_units(pq, text: str, path: str):
     """``(dimensionality, None)``, or ``(None, why)`` when quantities defines no such unit."""
+    dimensionality = _UNITS.get(text)
+    if dimensionality is not None:
+        return dimensionality, None
     try:
         unit = pq.unit_registry[text]
     except LookupError:
@@ -135,12 +170,24 @@ def quantities_units(pq, text: str, path: str):
                                f"quantities reads") from None
     if not isinstance(unit, pq.Quantity) or unit.shape != () or unit.magnitude != 1:
         raise CorruptFileError(f"{path}: 'units' attribute {text!r} is not a unit")
+    _remember(_UNITS, text, unit.dimensionality)
     return unit.dimensionality, None
 
 
 def quantities_text(pq, dimensionality, where: str) -> str:
     """The unit text of a dimensionality: quantities' own (``mV/ms``) when it reads back as the
     same units, else the units' full names (``attosecond``; ``as`` is a Python keyword)."""
+    units = tuple(dimensionality.items())
+    key = tuple((id(unit), power) for unit, power in units)
+    hit = _TEXTS.get(key)
+    if hit is not None:
+        return hit[1]
+    text = _quantities_text(pq, dimensionality, where)
+    _remember(_TEXTS, key, (units, text))
+    return text
+
+
+def _quantities_text(pq, dimensionality, where: str) -> str:
     text = dimensionality.string
     try:
         if pq.unit_registry[text].dimensionality == dimensionality:

@@ -17,7 +17,9 @@ attributes, and dumping those writes the same layout back.
 
 from __future__ import annotations
 
+import math
 import sys
+import weakref
 from typing import Any
 
 import h5py
@@ -25,7 +27,12 @@ import numpy as np
 
 from h5forge.errors import CodecError, CorruptFileError
 from h5forge.store import registry
-from h5forge.store.codecs._units_text import check_unit_text, quantities_text, quantities_units
+from h5forge.store.codecs._units_text import (
+    check_unit_text,
+    known_units,
+    quantities_text,
+    quantities_units,
+)
 from h5forge.store.nodes import (
     RESERVED_ATTRIBUTES,
     Node,
@@ -34,6 +41,7 @@ from h5forge.store.nodes import (
     dataset_node,
     group_node,
     inline_value,
+    is_inline_scalar,
     open_child,
     read_attrs,
 )
@@ -83,6 +91,15 @@ _REQUIRED_SCALARS = {"AnalogSignal": ("t_start", "sampling_rate"),
                      "SpikeTrain": ("t_start", "t_stop"),
                      "ImageSequence": ("t_start", "sampling_rate", "spatial_scale")}
 _LABELLED = ("Event", "Epoch")
+#: Data objects that may be one dataset (format 3): one data array plus scalar attributes.
+_LEAN = ("AnalogSignal", "SpikeTrain", "ImageSequence")
+#: The list of its parent (a data object's ``segment``, a Segment's or Group's ``block``)
+#: that holds an object of each class: where loading puts the back-reference again.
+_PARENT_LIST = {
+    "AnalogSignal": "analogsignals", "IrregularlySampledSignal": "irregularlysampledsignals",
+    "SpikeTrain": "spiketrains", "Event": "events", "Epoch": "epochs",
+    "ImageSequence": "imagesequences", "Segment": "segments", "Group": "groups",
+}
 
 _HINTS = {
     "ChannelView": "store view.resolve() (a new AnalogSignal) instead, or remove the view from "
@@ -95,9 +112,8 @@ _HINTS = {
     "ArrayDict": "store dict(obj.array_annotations) instead",
 }
 
-# Unit texts are written and checked by the units codec (a plain unit expression, never
-# evaluated as code); parsed ones are cached: quantities parses slowly.
-_units_cache: dict[str, Any] = {}
+#: Per dump (Encoder): (id(parent), list name) -> (parent, ids of the list's items).
+_LISTED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
 def _is_neo_module(module: str) -> bool:
@@ -131,15 +147,16 @@ def _units_text(q: Any, where: str) -> str:
     return quantities_text(pq, q.dimensionality, where)
 
 
-def _quantity_node(q: Any, where: str) -> Node:
-    """A ``neo.quantity`` dataset: the magnitudes of ``q`` with a ``units`` attribute."""
+def _quantity_node(q: Any, where: str, class_name: str = QUANTITY) -> Node:
+    """A ``neo.quantity`` dataset (or a lean data object's, ``class_name``): the magnitudes of
+    ``q`` with a ``units`` attribute."""
     if not hasattr(q, "dimensionality") or not isinstance(q, np.ndarray):
         raise CodecError(f"cannot store {where}: expected a quantities.Quantity, got "
                          f"{type(q).__name__}; give it units with quantities.Quantity(x, units)")
     data = np.ascontiguousarray(q.view(np.ndarray))
     if data.dtype.kind not in "biufc":
         raise CodecError(f"cannot store {where}: neo data of dtype {data.dtype} (numbers only)")
-    return dataset_node(QUANTITY, data, units=_units_text(q, where))
+    return dataset_node(class_name, data, units=_units_text(q, where))
 
 
 def _put_scalar(node: Node, name: str, value: Any, where: str) -> None:
@@ -186,8 +203,30 @@ def _add_list(node: Node, name: str, items: list, enc, where: str) -> None:
     node.add(name, group)
 
 
-def _add_parent(node: Node, name: str, parent: Any, enc, where: str) -> None:
-    if parent is not None:
+def _listed(enc, parent: Any, list_name: str, obj: Any) -> bool:
+    """Whether ``obj`` is (by identity) an item of ``parent``'s list ``list_name``."""
+    per_dump = _LISTED.get(enc)
+    if per_dump is None:
+        per_dump = _LISTED[enc] = {}
+    entry = per_dump.get((id(parent), list_name))
+    if entry is None or entry[0] is not parent:
+        items = getattr(parent, list_name, None)
+        entry = (parent, {id(item) for item in items} if items is not None else set())
+        per_dump[(id(parent), list_name)] = entry
+    return id(obj) in entry[1]
+
+
+def _implied_parent(enc, obj: Any, parent: Any, kind: str) -> bool:
+    """Whether the back-reference ``obj -> parent`` need not be stored: ``parent`` is in this
+    dump already (being planned or planned) and holds ``obj`` in its list, so loading that
+    list sets the reference again (neo's lists set ``segment``/``block`` on append)."""
+    return parent is None or (enc.plan_of(parent) is not None
+                              and _listed(enc, parent, _PARENT_LIST[kind], obj))
+
+
+def _add_parent(node: Node, name: str, obj: Any, kind: str, enc, where: str) -> None:
+    parent = getattr(obj, name, None)
+    if not _implied_parent(enc, obj, parent, kind):
         node.add(name, enc.node(parent, f"{where}.{name}", inline=False))
 
 
@@ -206,11 +245,39 @@ def _encode_container(codec, obj, kind: str, enc, where: str) -> Node:
         container = getattr(obj, name, None)
         _add_list(node, name, list(container) if container is not None else [], enc, where)
     if kind != "Block":
-        _add_parent(node, "block", getattr(obj, "block", None), enc, where)
+        _add_parent(node, "block", obj, kind, enc, where)
+    return node
+
+
+def _lean_node(obj, kind: str, enc, where: str) -> Node | None:
+    """A data object as one dataset (format 3), or None when it needs the group layout: the
+    magnitudes with ``units``, the scalar quantities and the text as attributes. Only for an
+    object whose other members are empty or implied (no annotations, no array annotations, no
+    waveforms, text short enough for attributes, its segment's list holding it)."""
+    if kind not in _LEAN or getattr(obj, "annotations", None) or \
+            getattr(obj, "array_annotations", None) or getattr(obj, "waveforms", None) \
+            is not None:
+        return None
+    text = {}
+    for attr in _TEXT:
+        value = getattr(obj, attr, None)
+        if value is not None:
+            if type(value) is not str or not is_inline_scalar(value):
+                return None
+            text[attr] = value
+    if not _implied_parent(enc, obj, getattr(obj, "segment", None), kind):
+        return None
+    node = _quantity_node(obj, f"{where}.magnitude", STORED_NAMES[kind])
+    for name in _SCALARS[kind]:
+        _put_scalar(node, name, getattr(obj, name, None), where)
+    node.attrs.update(text)
     return node
 
 
 def _encode_data(codec, obj, kind: str, enc, where: str) -> Node:
+    lean = _lean_node(obj, kind, enc, where)
+    if lean is not None:
+        return lean
     node = group_node(STORED_NAMES[kind])
     main = None
     for member, attr, _ndim, _required in _DATA[kind]:
@@ -231,7 +298,7 @@ def _encode_data(codec, obj, kind: str, enc, where: str) -> Node:
     if array_annotations:
         node.add("array_annotations", enc.node(dict(array_annotations),
                                                f"{where}.array_annotations", inline=False))
-    _add_parent(node, "segment", getattr(obj, "segment", None), enc, where)
+    _add_parent(node, "segment", obj, kind, enc, where)
     return node
 
 
@@ -257,29 +324,40 @@ def _child(stored: Stored, name: str) -> Stored:
 
 
 def _parse_units(text: Any, path: str, pq) -> Any:
-    dim = _units_cache.get(text) if isinstance(text, str) else None
+    dim = known_units(text)  # checked and parsed before (cached)
     if dim is not None:
         return dim
     dim, why = quantities_units(pq, check_unit_text(text, path), path)
     if dim is None:
         raise CorruptFileError(f"{path}: {why} (a custom unit? define it with "
                                f"quantities.UnitQuantity before loading)")
-    if len(_units_cache) > 4096:  # a crafted file cannot grow it without end
-        _units_cache.clear()
-    _units_cache[text] = dim
     return dim
 
 
+#: Data up to this size is read without the decoder's memory check (which costs more than
+#: the read of a small signal); larger data goes through it.
+_CHECKED_BYTES = 1 << 30
+
+
 def _read_magnitudes(stored: Stored, ndim: int | None) -> np.ndarray:
-    ds = stored.dataset()
-    if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind not in "biufc":
-        raise CorruptFileError(f"{stored.path}: neo data must be numbers, found {ds.dtype}")
-    if ndim is not None and ds.ndim != ndim:
-        raise CorruptFileError(f"{stored.path}: neo data must be {ndim}-D, found shape "
-                               f"{ds.shape}")
-    out = np.empty(ds.shape, ds.dtype)
+    """The whole dataset, after checking it holds numbers of ``ndim`` dimensions (read with
+    the low-level API: h5py's selection machinery costs more than a whole read here)."""
+    if stored.is_group:
+        stored.dataset()  # raises: a group where data belongs
+    dsid = stored.h5.id
+    dtype = dsid.dtype
+    shape = dsid.shape
+    if h5py.check_string_dtype(dtype) is not None or dtype.kind not in "biufc":
+        raise CorruptFileError(f"{stored.path}: neo data must be numbers, found {dtype}")
+    if shape is None or (ndim is not None and len(shape) != ndim):
+        raise CorruptFileError(f"{stored.path}: neo data must be "
+                               f"{'an array' if ndim is None else f'{ndim}-D'}, found shape "
+                               f"{shape}")
+    if math.prod(shape) * dtype.itemsize > _CHECKED_BYTES:
+        stored.dataset()  # a size this machine cannot hold: ResourceLimitError
+    out = np.empty(shape, dtype)
     if out.size:
-        ds.read_direct(out)
+        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
     return out
 
 
@@ -383,6 +461,8 @@ def _decode_container(stored: Stored, dec, kind: str, neo) -> Any:
 
 
 def _decode_data(stored: Stored, dec, kind: str, neo, pq) -> Any:
+    if not stored.is_group:
+        return _decode_lean(stored, dec, kind, neo, pq)
     specs = _DATA[kind]
     allowed = {*_TEXT, "annotations", "array_annotations", "segment", *(s[0] for s in specs)}
     if kind in _LABELLED:
@@ -404,26 +484,7 @@ def _decode_data(stored: Stored, dec, kind: str, neo, pq) -> Any:
     labels = None
     if kind in _LABELLED:
         labels = _optional(stored, dec, "labels", np.ndarray)
-    data, units = arrays[specs[0][0]]
-    cls = getattr(neo, kind)
-    if kind == "AnalogSignal":
-        obj = cls(data, units=units, **scalars, **text)
-    elif kind == "IrregularlySampledSignal":
-        times, time_units = arrays["times"]
-        obj = cls(pq.Quantity(times, time_units), data, units=units, **text)
-    elif kind == "SpikeTrain":
-        waveforms = arrays.get("waveforms")
-        if waveforms is not None:
-            waveforms = pq.Quantity(waveforms[0], waveforms[1])
-        obj = cls(data, units=units, waveforms=waveforms, **scalars, **text)
-    elif kind == "Event":
-        obj = cls(data, labels=labels, units=units, **text)
-    elif kind == "Epoch":
-        durations, duration_units = arrays["durations"]
-        obj = cls(data, durations=pq.Quantity(durations, duration_units), labels=labels,
-                  units=units, **text)
-    else:  # ImageSequence
-        obj = cls(data, units=units, **scalars, **text)
+    obj = _build(kind, neo, pq, arrays, scalars, text, labels)
     dec.register(stored, obj)
     _finish_common(stored, dec, obj)
     array_annotations = _optional(stored, dec, "array_annotations", dict)
@@ -433,6 +494,60 @@ def _decode_data(stored: Stored, dec, kind: str, neo, pq) -> Any:
     if parent is not None:
         obj.segment = parent
     return obj
+
+
+def _decode_lean(stored: Stored, dec, kind: str, neo, pq) -> Any:
+    """A data object stored as one dataset (format 3): magnitudes, ``units``, the scalar
+    quantities and the text as attributes."""
+    if kind not in _LEAN:
+        raise CorruptFileError(f"{stored.path}: a {stored.class_name} is stored as a group, "
+                               f"found a dataset")
+    scalar_names = _SCALARS[kind]
+    allowed = {"class", "h5forge_format", "units", *_TEXT, *scalar_names,
+               *(f"{name}_units" for name in scalar_names)}
+    extra = [name for name in stored.attrs if name not in allowed]
+    if extra:
+        raise CorruptFileError(f"{stored.path}: {stored.class_name} has no member(s) "
+                               f"{extra[:5]}; the file is damaged or from a newer h5forge")
+    data = _read_magnitudes(stored, _DATA[kind][0][2])
+    units = _parse_units(stored.attr("units"), stored.path, pq)
+    required = _REQUIRED_SCALARS.get(kind, ())
+    scalars = {name: _scalar(stored, name, pq, name in required) for name in scalar_names}
+    text = {}
+    for attr in _TEXT:
+        value = stored.attrs.get(attr)
+        if value is not None and type(value) is not str:
+            raise CorruptFileError(f"{stored.path}: attribute {attr!r} must be a string, found "
+                                   f"{type(value).__name__}")
+        text[attr] = value
+    obj = _build(kind, neo, pq, {_DATA[kind][0][0]: (data, units)}, scalars, text, None)
+    dec.register(stored, obj)
+    return obj
+
+
+def _build(kind: str, neo, pq, arrays: dict[str, tuple[np.ndarray, Any]],
+           scalars: dict[str, Any], text: dict[str, Any], labels: Any) -> Any:
+    """The neo data object of ``kind`` from its arrays (magnitudes, units), scalar quantities,
+    text and labels."""
+    data, units = arrays[_DATA[kind][0][0]]
+    cls = getattr(neo, kind)
+    if kind == "AnalogSignal":
+        return cls(data, units=units, **scalars, **text)
+    if kind == "IrregularlySampledSignal":
+        times, time_units = arrays["times"]
+        return cls(pq.Quantity(times, time_units), data, units=units, **text)
+    if kind == "SpikeTrain":
+        waveforms = arrays.get("waveforms")
+        if waveforms is not None:
+            waveforms = pq.Quantity(waveforms[0], waveforms[1])
+        return cls(data, units=units, waveforms=waveforms, **scalars, **text)
+    if kind == "Event":
+        return cls(data, labels=labels, units=units, **text)
+    if kind == "Epoch":
+        durations, duration_units = arrays["durations"]
+        return cls(data, durations=pq.Quantity(durations, duration_units), labels=labels,
+                   units=units, **text)
+    return cls(data, units=units, **scalars, **text)  # ImageSequence
 
 
 def _quantity_state(stored: Stored) -> UnknownObject:
