@@ -20,7 +20,7 @@ import numpy as np
 from h5forge.store.encoder import is_plain_text
 
 __all__ = ["pack_scalars", "pack_mixed", "mixed_row", "unpack_mixed", "pack_arrays",
-           "pack_records", "unpack_column", "MIXED", "MIXED_CODES"]
+           "pack_records", "record_row", "unpack_column", "MIXED", "MIXED_CODES"]
 
 _STR = h5py.string_dtype()
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -287,8 +287,17 @@ def _numpy_scalar_field(values: list[Any]) -> np.dtype | None:
 
 def pack_records(records: list[Any]) -> tuple[np.ndarray, list[str]] | None:
     """(compound array, field classes) for two or more plain dicts with the same string keys
-    (same order) whose values per key are packable scalars or same-shaped arrays, else None."""
-    if len(records) < 2 or type(records[0]) is not dict or not records[0]:
+    (same order) whose values per key are packable scalars or same-shaped arrays, else None.
+    A column of strs is fixed-length UTF-8 when every one encodes to at most
+    :data:`FIXED_STR_MAX` bytes, else variable-length (as a run of strs)."""
+    if len(records) < 2:
+        return None
+    return _record_table(records)
+
+
+def _record_table(records: list[Any]) -> tuple[np.ndarray, list[str]] | None:
+    """:func:`pack_records` for one or more records."""
+    if type(records[0]) is not dict or not records[0]:
         return None
     keys = tuple(records[0])
     if not all(type(k) is str and k and is_plain_text(k) for k in keys):
@@ -302,7 +311,11 @@ def pack_records(records: list[Any]) -> tuple[np.ndarray, list[str]] | None:
         scalar = _scalar_field(column)
         if scalar is not None:
             classes.append(scalar[0])
-            fields.append((key, scalar[1]))
+            if scalar[1] is _STR:
+                h5dtype, column = _str_field(column)  # type: ignore[misc]  # plain text: checked
+                fields.append((key, h5dtype))
+            else:
+                fields.append((key, scalar[1]))
         elif (array := _array_field(column)) is not None:
             classes.append("numpy.ndarray")
             fields.append((key, array[0], array[1]))
@@ -323,6 +336,44 @@ def pack_records(records: list[Any]) -> tuple[np.ndarray, list[str]] | None:
         else:
             table[key] = column if table.dtype[key].shape == () else np.stack(column)
     return table, classes
+
+
+def record_row(value: Any, dtype: np.dtype, classes: list[str]) -> np.void | None:
+    """``value`` as one row of a stored record table (``dtype`` and its ``field_classes``),
+    or None when it does not fit the table exactly: other keys, a value of another type,
+    dtype or shape, a str longer than a fixed-length field, a mixed field without a column
+    for the value's type. The list is then rewritten (never cut)."""
+    names = dtype.names or ()
+    packed = _record_table([value]) if type(value) is dict else None
+    if packed is None or packed[0].dtype.names != names or len(classes) != len(names):
+        return None
+    table, new_classes = packed
+    row = np.zeros(1, dtype=dtype)
+    for name, stored_class, new_class in zip(names, classes, new_classes):
+        field = dtype[name]
+        if stored_class == MIXED:
+            cell = mixed_row(value[name], field) if field.names else None
+            if cell is None:
+                return None
+            row[name] = cell
+        elif new_class != stored_class:
+            return None
+        elif stored_class == "str":
+            text, info = value[name], h5py.check_string_dtype(field)
+            if info is None:
+                return None
+            if info.length is None:
+                row[name] = text
+            else:
+                raw = text.encode("utf-8")
+                if len(raw) > field.itemsize:
+                    return None
+                row[name] = raw
+        elif table.dtype[name] != field:
+            return None
+        else:
+            row[name] = table[name]
+    return row[0]
 
 
 def unpack_column(column: np.ndarray, element_class: str) -> list[Any]:

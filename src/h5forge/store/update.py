@@ -50,7 +50,7 @@ from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
 from h5forge.store.layout import FORMAT_VERSION, READABLE_FORMATS, RESERVED_ATTRIBUTES, Node
 from h5forge.store.members import TMP_PREFIX, keys_list, mapping_order, sequence_order
-from h5forge.store.packing import MIXED, mixed_row, pack_records, pack_scalars
+from h5forge.store.packing import MIXED, mixed_row, pack_scalars, record_row
 from h5forge.store.writer import DatasetOptions, write_node
 
 __all__ = ["plan_set", "plan_append", "plan_delete", "Update", "MAPPINGS", "SEQUENCES"]
@@ -738,15 +738,9 @@ def _row(ds: h5py.Dataset, value: Any) -> Any:
     """``value`` as one row of the packed list ``ds``, or None when it does not fit the table
     exactly (then the list is rewritten, unpacked if need be)."""
     element_class = _text(ds.attrs.get("element_class"))
-    if element_class == "dict":
-        packed = pack_records([value, value]) if type(value) is dict else None
-        if packed is None:
-            return None
-        table, classes = packed
+    if element_class == "dict":  # a str longer than a fixed-length field: None (rewritten)
         stored = [_text(v) for v in np.atleast_1d(ds.attrs.get("field_classes", []))]
-        if table.dtype != ds.dtype or list(classes) != stored:
-            return None
-        return table[0]
+        return record_row(value, ds.dtype, stored)
     if element_class == "numpy.ndarray":
         if type(value) is not np.ndarray or value.dtype != ds.dtype or \
                 value.shape != ds.shape[1:] or (value.ndim > 1 and not value.flags.c_contiguous):
