@@ -26,18 +26,20 @@ __all__ = ["get_default_configuration", "planned_datasets", "dataset_options"]
 
 
 def get_default_configuration(x: Any, path: str = "/", *,
-                              allow_pickle: bool = False) -> BackendConfiguration:
-    """The default plan for ``x``: an object tree (every dataset ``dump(x, target, path)``
-    would write, located as it will be relative to the target), or a file path / open
-    ``h5py.File``/``Group`` (the datasets already there). A ``str`` or ``os.PathLike`` is
-    always taken as a file path."""
+                              allow_pickle: bool = False,
+                              pack_trees: bool = True) -> BackendConfiguration:
+    """The default plan for ``x``: an object tree (every dataset ``dump(x, target, path,
+    pack_trees=pack_trees)`` would write, located as it will be relative to the target), or a
+    file path / open ``h5py.File``/``Group`` (the datasets already there). A ``str`` or
+    ``os.PathLike`` is always taken as a file path."""
     if isinstance(x, h5py.Group) or _h5.is_path(x) or is_nwbfile(x):
         return _file_configuration(x)  # an in-memory pynwb.NWBFile: what pynwb will write
     from h5forge.store.api import plan
 
     return BackendConfiguration([DatasetConfiguration(location, *_dtype_shape(node))
                                  for location, node in planned_datasets(plan(
-                                     x, allow_pickle=allow_pickle), path)])
+                                     x, allow_pickle=allow_pickle, pack_trees=pack_trees),
+                                                                   path)])
 
 
 def planned_datasets(root: Node, path: str = "/", *,
