@@ -175,7 +175,8 @@ def test_configuration_applies_chunks_and_compression(tmp_path):
 
 
 def test_plan_lists_datasets_before_writing():
-    node = h5forge.store.plan({"a": np.zeros(3), "b": {"c": [1.0] * 100, "d": [1.0, 2.0]}})
+    # a big array keeps the tree unpacked (small nests of plain data are packed trees)
+    node = h5forge.store.plan({"a": np.zeros(2000), "b": {"c": [1.0] * 100, "d": [1.0, 2.0]}})
     assert node.kind == "group" and node.members["a"].kind == "dataset"
     assert node.members["b"].members["c"].attrs["element_class"] == "float"
     assert node.members["b"].members["d"].kind == "inline"  # short lists are attributes

@@ -27,8 +27,15 @@ from h5forge.store import registry as _registry
 from h5forge.store.configure import dataset_options
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
-from h5forge.store.layout import FORMAT_VERSION, RESERVED_ATTRIBUTES, Node, group_node
+from h5forge.store.layout import (
+    FORMAT_VERSION,
+    RESERVED_ATTRIBUTES,
+    Node,
+    group_node,
+    needs_box,
+)
 from h5forge.store.members import TMP_PREFIX
+from h5forge.store.tree import is_tree
 from h5forge.store.writer import DatasetOptions, many_attributes, write_members, write_node
 
 __all__ = ["dump", "load", "plan", "append", "delete"]
@@ -50,10 +57,10 @@ def _in_registry(func):
 
 @_in_registry
 def plan(obj: Any, *, allow_pickle: bool = False,
-         registry: _registry.Registry | None = None) -> Node:
+         registry: _registry.Registry | None = None, pack_trees: bool = True) -> Node:
     """The node tree ``dump`` would write for ``obj`` (no I/O). Raises :class:`CodecError`
     naming the place in the object tree of anything that cannot be stored."""
-    enc = Encoder(allow_pickle=allow_pickle)
+    enc = Encoder(allow_pickle=allow_pickle, pack_trees=pack_trees)
     try:
         root = enc.node(obj, "obj", inline=False)
     except RecursionError:
@@ -66,7 +73,7 @@ def plan(obj: Any, *, allow_pickle: bool = False,
 @_in_registry
 def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
          overwrite: bool = False, configuration: Any = None, allow_pickle: bool = False,
-         registry: _registry.Registry | None = None) -> None:
+         registry: _registry.Registry | None = None, pack_trees: bool = True) -> None:
     """Store ``obj`` (any supported object tree) at ``path`` in ``target``.
 
     ``target`` is a file path (created if missing), an open ``h5py.File``/``h5py.Group``, or a
@@ -83,6 +90,9 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     the layout cannot express (a member of a set, a column of a DataFrame, ...) raises
     :class:`UpdateError` before anything is written. ``allow_pickle=True``
     pickles objects no codec can store (``load`` then needs ``allow_pickle=True`` too).
+    ``pack_trees=False`` writes every dict, list and small array as its own group, dataset or
+    attribute even where a packed tree would do (see docs/FORMAT.md, "Packed trees": a nest of
+    small plain data is otherwise a few tables, many times faster to write and read).
     ``registry`` (an :class:`h5forge.store.Registry`) replaces the default codecs.
 
     ``configuration`` (see :func:`h5forge.get_default_configuration`) is a
@@ -91,12 +101,12 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
     chunked and compressed: as the plan says where it names the dataset, with the defaults
     elsewhere. Without one, datasets are written contiguous and uncompressed (fastest).
     """
-    root = plan(obj, allow_pickle=allow_pickle)  # fails before any I/O
+    root = plan(obj, allow_pickle=allow_pickle, pack_trees=pack_trees)  # fails before any I/O
     options = dataset_options(configuration, root, path)  # checked before any I/O too
     parts = _h5.split_path(path)
     if isinstance(target, h5py.Group):
         base = _h5.ensure_open(target)
-        if not _updated(base, parts, obj, overwrite, allow_pickle, configuration):
+        if not _updated(base, parts, obj, overwrite, allow_pickle, configuration, pack_trees):
             _dump_into(base, parts, root, overwrite, options)
         return
     if isinstance(target, _h5.ImportTarget):  # e.g. a stage of a VersionedFile
@@ -113,7 +123,7 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
         _write_new_file(filename, parts, root, options)
         return
     with _h5.open_group(filename, "r+") as f:
-        if _updated(f, parts, obj, overwrite, allow_pickle, configuration):
+        if _updated(f, parts, obj, overwrite, allow_pickle, configuration, pack_trees):
             return
         if parts or not _occupied(f):
             _dump_into(f, parts, root, overwrite, options)
@@ -125,12 +135,13 @@ def dump(obj: Any, target: _h5.PathLike | h5py.Group, path: str = "/", *,
 
 
 def _updated(base: h5py.Group, parts: list[str], obj: Any, overwrite: bool, allow_pickle: bool,
-             configuration: Any) -> bool:
+             configuration: Any, pack_trees: bool = True) -> bool:
     """Whether ``path`` lies inside a stored container, which was then updated in place (the
     container's metadata kept consistent: see :mod:`h5forge.store.update`)."""
     if not parts:
         return False
     upd = update.plan_set(base, parts, obj, overwrite=overwrite, allow_pickle=allow_pickle,
+                          pack_trees=pack_trees,
                           configuration=configuration)
     if upd is None:
         return False
@@ -257,8 +268,9 @@ def _write_or_remove(parent, name, root, location, options):
 
 
 def _dump_onto_group(group: h5py.Group, root: Node, overwrite: bool, options, where: str):
-    """Write ``root`` as ``group`` itself (a leaf goes into a box: see docs/FORMAT.md)."""
-    if root.kind != "group":
+    """Write ``root`` as ``group`` itself (a leaf or a packed tree goes into a box: see
+    docs/FORMAT.md)."""
+    if needs_box(root):
         box = group_node(root.attrs["class"], box=1, h5forge_format=root.attrs.pop(
             "h5forge_format", FORMAT_VERSION))
         box.add("value", root)
@@ -303,29 +315,71 @@ def load(source: _h5.PathLike | h5py.Group, path: str = "/", *, lazy: bool = Fal
         return _load_from(group, path, decoder)
 
 
-def _load_inline(group: h5py.Group, rel: str, where: str) -> Any:
-    """An inline member (an attribute of its container, see docs/FORMAT.md) named by a path."""
-    parent, _, name = rel.rpartition("/")
-    container = group.get(parent) if parent else group
-    if container is None or name in RESERVED_ATTRIBUTES or name not in container.attrs:
+def _load_from(group: h5py.Group, path: str, decoder: Decoder) -> Any:
+    """Load the node at ``path``: an HDF5 path, except that a box is looked into (``a`` in a
+    boxed tree is ``value/a``) and a packed tree is loaded and indexed (``cfg/gains/0``)."""
+    parts = _h5.split_path(path)
+    node, i = group, 0
+    while i < len(parts):
+        part = parts[i]
+        if _attr_text(node, "box") is not None and part != "value" and "value" in node:
+            node = node["value"]
+            continue
+        if is_tree_group(node):
+            return _inside_tree(decoder.decode(node, _h5.describe(group, "/".join(parts[:i]))),
+                                group, parts, i)
+        where = _h5.describe(group, "/".join(parts[:i + 1]))
+        link = node.get(part, getlink=True) if isinstance(node, h5py.Group) else None
+        if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+            raise UnsafeContentError(f"{where} is a {type(link).__name__}; h5forge never "
+                                     f"follows links it did not write. Load its target path "
+                                     f"instead")
+        if link is None:
+            if i == len(parts) - 1 and isinstance(node, h5py.Group):
+                return _load_inline(node, part, where)
+            raise NodeNotFoundError(f"{_h5.describe(group, path)}: no such node ({where} is "
+                                    f"missing)")
+        node = node[part]
+        i += 1
+    if isinstance(node, h5py.Datatype):
+        raise CorruptFileError(f"{_h5.describe(group, path)} is a named datatype, not a stored "
+                               f"object")
+    try:
+        return decoder.decode(node, _h5.describe(group, "/".join(parts)))
+    except RecursionError:
+        raise CorruptFileError(f"{_h5.describe(group, path)}: nested too deeply to load (or a "
+                               f"link loop)") from None
+
+
+def _attr_text(node: Any, name: str) -> Any:
+    if not isinstance(node, h5py.Group) or not h5py.h5a.exists(node.id, name.encode()):
+        return None
+    return node.attrs[name]
+
+
+def is_tree_group(node: Any) -> bool:
+    """Whether ``node`` is the group of a packed tree."""
+    return isinstance(node, h5py.Group) and is_tree({"layout": _attr_text(node, "layout")})
+
+
+def _inside_tree(obj: Any, group: h5py.Group, parts: list[str], i: int) -> Any:
+    """The member at ``parts[i:]`` of ``obj``, a packed tree loaded whole."""
+    for j in range(i, len(parts)):
+        part = parts[j]
+        if type(obj) is dict and part in obj:
+            obj = obj[part]
+        elif type(obj) in (list, tuple) and part.isascii() and part.isdigit() and \
+                int(part) < len(obj):
+            obj = obj[int(part)]
+        else:
+            raise NodeNotFoundError(f"{_h5.describe(group, '/'.join(parts))}: no such node "
+                                    f"(the packed tree at {_h5.describe(group, '/'.join(parts[:i]))}"
+                                    f" has no {'/'.join(parts[i:j + 1])})")
+    return obj
+
+
+def _load_inline(container: h5py.Group, name: str, where: str) -> Any:
+    """An inline member (an attribute of its container, see docs/FORMAT.md)."""
+    if name in RESERVED_ATTRIBUTES or name not in container.attrs:
         raise NodeNotFoundError(f"{where}: no such node")
     return inline_value(container.attrs[name])
-
-
-def _load_from(group: h5py.Group, path: str, decoder: Decoder) -> Any:
-    rel = "/".join(_h5.split_path(path))
-    where = _h5.describe(group, rel)
-    link = group.get(rel, getlink=True) if rel else None
-    if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
-        raise UnsafeContentError(f"{where} is a {type(link).__name__}; h5forge never follows "
-                                 f"links it did not write. Load its target path instead")
-    try:
-        node = group[rel] if rel else group
-    except KeyError:
-        return _load_inline(group, rel, where)
-    if isinstance(node, h5py.Datatype):
-        raise CorruptFileError(f"{where} is a named datatype, not a stored object")
-    try:
-        return decoder.decode(node, where)
-    except RecursionError:
-        raise CorruptFileError(f"{where}: nested too deeply to load (or a link loop)") from None

@@ -14,6 +14,7 @@ from h5forge.store.decoder import Decoder, Stored
 from h5forge.store.encoder import Encoder, is_plain_text
 from h5forge.store.layout import RESERVED_ATTRIBUTES, Node, dataset_node, group_node
 from h5forge.store.packing import pack_arrays, pack_records, pack_scalars, unpack_column
+from h5forge.store.tree import is_tree, pack_tree, unpack_tree
 
 __all__ = ["INSTANCE_ATTRIBUTES", "NAMED_KEYS_MAX", "encode_sequence", "decode_sequence",
            "encode_mapping_members", "decode_mapping_items", "is_member_name",
@@ -51,6 +52,10 @@ def encode_sequence(enc: Encoder, codec: registry.Codec, container: Any, class_n
                 node = dataset_node(class_name, stacked, element_class="numpy.ndarray", **attrs)
                 enc.claim_packed(node, container, codec, where, items)
                 return node
+    if pack and not attrs and class_name == type(container).__name__:
+        tree = pack_tree(enc, codec, container, where)
+        if tree is not None:
+            return tree
     node = group_node(class_name, **attrs)
     for i, item in enumerate(items):
         node.add(str(i), enc.node(item, wheres[i] if wheres else f"{where}[{i}]"))
@@ -59,6 +64,8 @@ def encode_sequence(enc: Encoder, codec: registry.Codec, container: Any, class_n
 
 def decode_sequence(stored: Stored, dec: Decoder) -> list[Any]:
     """The items of a list-like node, in order."""
+    if stored.is_group and is_tree(stored.attrs):
+        return list(unpack_tree(stored))
     if not stored.is_group:
         return _decode_packed(stored)
     names = [n for n in stored.member_names() if n != INSTANCE_ATTRIBUTES]

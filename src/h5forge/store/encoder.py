@@ -75,13 +75,17 @@ class Encoder:
     """
 
     def __init__(self, *, allow_pickle: bool = False,
-                 registry: _registry.Registry | None = None):
+                 registry: _registry.Registry | None = None, pack_trees: bool = True):
         self.allow_pickle = allow_pickle
+        #: Whether nests of plain data become packed trees (:mod:`h5forge.store.tree`).
+        self.pack_trees = pack_trees
         #: The codecs this dump uses (the active registry unless given).
         self.registry = registry if registry is not None else _registry.active()
         # id(obj) -> (obj, node or _Packed); holding obj keeps temporary ids from being reused.
         self._memo: dict[int, tuple[Any, Node | _Packed]] = {}
         self._unpacked: set[int] = set()
+        #: id(container) -> (container, result) of :mod:`h5forge.store.tree`'s scans.
+        self.tree_scans: dict[int, tuple[Any, int]] = {}
 
     def node(self, obj: Any, where: str, *, inline: bool = True) -> Node:
         """The node for ``obj`` at object path ``where`` (inline attribute when allowed)."""

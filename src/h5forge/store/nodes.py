@@ -5,12 +5,13 @@ Planning (``encode``): build nodes with :func:`group_node`/:func:`dataset_node` 
 argument is the stored ``class`` name), add members with ``node.add(name, enc.node(value,
 where))``, and use the layouts the built-in codecs share: :func:`str_dataset` for text,
 :func:`array_node` for an ndarray of any dtype, :func:`encode_sequence` and
-:func:`encode_mapping_members` for items, :func:`state_node` for an object's state.
+:func:`encode_mapping_members` for items, :func:`pack_tree` for a nest of plain data,
+:func:`state_node` for an object's state.
 
 Reading (``decode``): a :class:`Stored` node gives ``attrs``, ``attr(name)``, ``read()``,
 ``children()``; ``dec.child``/``dec.member``/``dec.members`` decode members; the readers
 :func:`read_str`, :func:`read_array`, :func:`decode_sequence`, :func:`decode_mapping_items`,
-:func:`decode_object` undo the layouts above. Call ``dec.register(stored, obj)`` before decoding
+:func:`unpack_tree`, :func:`decode_object` undo the layouts above. Call ``dec.register(stored, obj)`` before decoding
 the members of a mutable container, so cycles resolve to it. Wrap reads whose arrays end up
 inside an object in ``with eager(dec):`` (no lazy arrays there).
 """
@@ -60,6 +61,7 @@ from h5forge.store.state import (
     state_node,
 )
 from h5forge.store.strings import read_str, str_dataset
+from h5forge.store.tree import is_tree, pack_tree, unpack_tree
 from h5forge.store.unknown import UnknownObject
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     # sequences and mappings
     "encode_sequence", "decode_sequence", "encode_mapping_members", "decode_mapping_items",
     "is_member_name", "restore_instance_dict", "NAMED_KEYS_MAX", "INSTANCE_ATTRIBUTES",
+    "pack_tree", "unpack_tree", "is_tree",
     # the object layout
     "state_node", "object_state", "plain_state", "set_state", "python_layout", "real_arrays",
     "decode_object", "CLASS_ATTRIBUTES", "NEW_ARGUMENTS", "NEW_KEYWORDS",

@@ -23,7 +23,9 @@ How each layout is updated (see docs/FORMAT.md, "Updating stored trees"):
 * a list packed into one dataset: a value of the same kind is written into its row in place
   (appended in place once the dataset is extendable); anything else rewrites the list (aside,
   then swapped), unpacking it when the new value no longer fits the table;
-* an inline member (an attribute): rewritten as an attribute, or as a node if it no longer fits.
+* an inline member (an attribute): rewritten as an attribute, or as a node if it no longer fits;
+* a packed tree (a nest of plain data as a few tables): rewritten whole with the change (aside,
+  then swapped), packed again when it still is plain data.
 """
 
 from __future__ import annotations
@@ -48,7 +50,13 @@ from h5forge.errors import (
 from h5forge.store.attributes import read_attr, write_attr
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
-from h5forge.store.layout import FORMAT_VERSION, READABLE_FORMATS, RESERVED_ATTRIBUTES, Node
+from h5forge.store.layout import (
+    FORMAT_VERSION,
+    READABLE_FORMATS,
+    RESERVED_ATTRIBUTES,
+    TREE_LAYOUT,
+    Node,
+)
 from h5forge.store.members import TMP_PREFIX, keys_list, mapping_order, sequence_order
 from h5forge.store.packing import MIXED, mixed_row, pack_scalars, record_row
 from h5forge.store.writer import DatasetOptions, write_node
@@ -83,8 +91,9 @@ class _Ctx:
     """Settings of one update: the base group, encoder options and dataset options."""
 
     def __init__(self, base: h5py.Group, allow_pickle: bool, configuration: Any,
-                 location: str):
+                 location: str, pack_trees: bool = True):
         self.base, self.allow_pickle, self.location = base, allow_pickle, location
+        self.pack_trees = pack_trees
         self.configuration = configuration
 
     def options(self, node: Node, rel: str) -> DatasetOptions | None:
@@ -105,7 +114,7 @@ class _Ctx:
         return _h5.describe(self.base, rel)
 
     def encode(self, value: Any, where: str, *, inline: bool) -> Node:
-        enc = Encoder(allow_pickle=self.allow_pickle)
+        enc = Encoder(allow_pickle=self.allow_pickle, pack_trees=self.pack_trees)
         try:
             return enc.node(value, where, inline=inline)
         except RecursionError:
@@ -130,14 +139,18 @@ def _class_of(obj) -> str | None:
 
 
 def _kind(group: h5py.Group) -> str:
-    """plain (no class: not a stored container), box, mapping, items, sequence, set, other."""
+    """plain (no class: not a stored container), box, mapping, items, sequence, tree (a packed
+    tree), set, other."""
     cls = _class_of(group)
     if cls is None:
         return "plain"
     if _attr(group, "box") is not None:
         return "box"
+    layout = _text(_attr(group, "layout"))
+    if layout == TREE_LAYOUT and (cls in MAPPINGS or cls in SEQUENCES):
+        return "tree"
     if cls in MAPPINGS:
-        return "items" if _text(_attr(group, "layout")) == "items" else "mapping"
+        return "items" if layout == "items" else "mapping"
     if cls in SEQUENCES:
         return "sequence"
     if cls in _SETS:
@@ -158,6 +171,10 @@ def _has_link(group: h5py.Group, name: str) -> bool:
 
 
 def _is_packed(obj) -> bool:
+    """Whether ``obj`` is a list packed into one dataset or a packed tree (a group): members
+    inside either are changed by rewriting it (rows of a packed list also in place)."""
+    if isinstance(obj, h5py.Group):
+        return _kind(obj) == "tree"
     return isinstance(obj, h5py.Dataset) and _class_of(obj) in SEQUENCES and \
         obj.attrs.get("element_class") is not None
 
@@ -260,6 +277,13 @@ def _resolve(ctx: _Ctx, parts: list[str]) -> _Target:
         name = parts[i]
         c = _Container(group, rel, kind, fixed_length=fixed, parent=parent)
         fixed = False
+        if kind == "tree":  # a packed tree is rewritten whole, as a member of its container
+            if parent is None:
+                raise UpdateError(f"{ctx.where(c.child_rel(name))}: the target is a packed "
+                                  f"tree (a few tables, see docs/FORMAT.md), which changes as "
+                                  f"a whole; pass its parent group as the target and "
+                                  f"{_h5.describe(group)} in the path")
+            return _Target(parent, parts[i - 1], parts[i:])
         if kind == "set":
             raise UpdateError(f"{ctx.where(c.child_rel(name))}: the members of a stored "
                               f"{_class_of(group)} have no stable address; load it, change it "
@@ -345,10 +369,12 @@ def _ctx(base, allow_pickle, configuration, parts) -> _Ctx:
 
 
 def plan_set(base: h5py.Group, parts: list[str], value: Any, *, overwrite: bool,
-             allow_pickle: bool = False, configuration: Any = None) -> Update | None:
+             allow_pickle: bool = False, configuration: Any = None,
+             pack_trees: bool = True) -> Update | None:
     """Plan ``dump(value, base, path)`` where the path lies inside a stored container; None
     when it does not (a plain group, or a new path: ``dump`` writes it as before)."""
     ctx = _ctx(base, allow_pickle, configuration, parts)
+    ctx.pack_trees = pack_trees
     t = _resolve(ctx, parts)
     c = t.container
     if c.kind == "plain" and not (t.rest and _has_link(c.group, t.name)
@@ -616,6 +642,9 @@ def _plan_append_member(ctx: _Ctx, c: _Container, name: str, value: Any) -> Upda
         obj = c.group[name]
         if isinstance(obj, h5py.Group):
             kind = _kind(obj)
+            if kind == "tree" and _class_of(obj) in SEQUENCES:
+                return _plan_inside(ctx, c, name, [str(len(_read_member(ctx, c, name)))],
+                                    "set", value, False)
             if kind != "sequence":
                 raise UpdateError(f"{ctx.where(rel)}: append needs a stored list, tuple or "
                                   f"deque, found {_class_of(obj) or 'a plain group'}")
@@ -647,7 +676,7 @@ def _plan_inside(ctx: _Ctx, c: _Container, name: str, rest: list[str], op: str, 
         raise UpdateError(f"{ctx.where(rel)}: cannot update inside this node")
     if c.fixed_length and len(rest) == 1 and op == "delete":
         _check_resizable(ctx, _Container(c.group, rel, "sequence", fixed_length=True))
-    if obj is not None and len(rest) == 1 and op in ("set", "append"):
+    if isinstance(obj, h5py.Dataset) and len(rest) == 1 and op in ("set", "append"):
         i = _index(ctx, rel, rest[0])
         return _plan_packed(ctx, c, name, obj, i, op, value, overwrite)
     current = _read_member(ctx, c, name)
@@ -663,8 +692,8 @@ def _rewrite(ctx: _Ctx, c: _Container, name: str, new: Any, old) -> Update:
     """Member ``name`` rewritten whole with value ``new`` (written aside, then swapped)."""
     rel = c.child_rel(name)
     where = ctx.where(rel)
-    ctx.no_configuration(ctx.where(ctx.location), f"this update rewrites {rel} (a packed or "
-                                                  f"inline list)")
+    ctx.no_configuration(ctx.where(ctx.location), f"this update rewrites {rel} (a packed "
+                                                  f"list or tree, or an inline list)")
     if old is not None and h5py.h5o.get_info(old.id).rc > 1:
         raise UpdateError(f"{where}: this packed list is shared with another place in the file "
                           f"(a hard link), which a rewrite would separate; load the tree, change "
@@ -801,6 +830,12 @@ def _apply(ctx: _Ctx, rel: str, obj: Any, rest: list[str], op: str, value: Any,
     """``obj`` with the change at ``rest`` made (containers rebuilt, the original untouched)."""
     name, below = rest[0], rest[1:]
     here = f"{rel}/{name}"
+    if op == "append" and not below:  # append to the sequence at ``name``: set at its end
+        target = _item(ctx, here, obj, name)
+        if type(target) not in (list, tuple, collections.deque):
+            raise UpdateError(f"{ctx.where(here)}: append needs a stored list, tuple or deque, "
+                              f"found {type(target).__name__}")
+        return _apply(ctx, rel, obj, [name, str(len(target))], "set", value, False)
     if type(obj) is dict:
         new = dict(obj)
         if below:
@@ -847,3 +882,17 @@ def _apply(ctx: _Ctx, rel: str, obj: Any, rest: list[str], op: str, value: Any,
     raise UpdateError(f"{ctx.where(here)}: {rel} holds a {type(obj).__module__}."
                       f"{type(obj).__qualname__}, which has no members to change one by one; "
                       f"replace {rel} whole (overwrite=True)")
+
+
+def _item(ctx: _Ctx, here: str, obj: Any, name: str) -> Any:
+    """Member ``name`` of a materialized dict, list, tuple or deque."""
+    if type(obj) is dict:
+        if name not in obj:
+            raise NodeNotFoundError(f"{ctx.where(here)}: no such member")
+        return obj[name]
+    if type(obj) in (list, tuple, collections.deque):
+        i = _index(ctx, here.rsplit("/", 1)[0], name)
+        if i >= len(obj):
+            raise NodeNotFoundError(f"{ctx.where(here)}: no such item")
+        return obj[i]
+    raise UpdateError(f"{ctx.where(here)}: a {type(obj).__name__} has no members")

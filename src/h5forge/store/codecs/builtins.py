@@ -19,9 +19,12 @@ from h5forge.store.nodes import (
     encode_mapping_members,
     encode_sequence,
     group_node,
+    is_tree,
+    pack_tree,
     read_str,
     restore_instance_dict,
     str_dataset,
+    unpack_tree,
 )
 
 __all__ = ["AtomCodec", "BytearrayCodec", "SequenceCodec", "MappingCodec", "RangeSliceCodec",
@@ -105,6 +108,8 @@ class SequenceCodec(registry.Codec):
         return node
 
     def decode(self, stored, dec):
+        if stored.is_group and is_tree(stored.attrs):
+            return unpack_tree(stored)
         cls = stored.cls or self._builtin[stored.class_name]
         if issubclass(cls, (tuple, frozenset)):
             items = decode_sequence(stored, dec)
@@ -142,6 +147,9 @@ class MappingCodec(registry.Codec):
         return issubclass(tp, dict)
 
     def encode(self, obj, enc, where):
+        tree = pack_tree(enc, self, obj, where)  # a plain dict of plain data: a few tables
+        if tree is not None:
+            return tree
         node = group_node(registry.class_name_of(type(obj)))
         if isinstance(obj, collections.defaultdict) and obj.default_factory is not None:
             factory = obj.default_factory
@@ -158,6 +166,8 @@ class MappingCodec(registry.Codec):
         return node
 
     def decode(self, stored, dec):
+        if stored.is_group and is_tree(stored.attrs):
+            return unpack_tree(stored)
         cls = stored.cls or self._builtin[stored.class_name]
         stored.group()  # a mapping is always a group
         obj = cls.__new__(cls)
