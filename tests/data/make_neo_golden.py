@@ -1,9 +1,12 @@
-"""Writes ``neo_v1.h5``: a small neo.Block with every object the neo codec stores (format 1).
+"""Writes ``neo_v<format>.h5``: a small neo.Block with every object the neo codec stores
+(``neo_v1.h5``: format 1, every object a group; ``neo_v3.h5``: format 3, plain data objects
+one dataset each).
 
     python tests/data/make_neo_golden.py
 
-Run once per format version (needs neo). The file is committed; ``tests/store/test_neo.py``
-loads it and compares it with :func:`make_block`, so the data here must never change.
+Run once per format version that changes the neo layout (needs neo); it writes the current
+format's file. The files are committed; ``tests/store/test_neo.py`` loads each and compares it
+with :func:`make_block`, so the data here must never change.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import pathlib
 
 import numpy as np
 
-GOLDEN = pathlib.Path(__file__).resolve().parent / "neo_v1.h5"
+HERE = pathlib.Path(__file__).resolve().parent
+GOLDEN = HERE / "neo_v1.h5"  # format 1
+GOLDEN_V3 = HERE / "neo_v3.h5"  # format 3
 
 
 def make_block():
@@ -90,6 +95,8 @@ def make_block():
 
 if __name__ == "__main__":  # pragma: no cover - run by hand once per format version
     import h5forge
+    from h5forge.store import FORMAT_VERSION
 
-    h5forge.dump(make_block(), GOLDEN, overwrite=True)
-    print("wrote", GOLDEN, GOLDEN.stat().st_size, "bytes")
+    target = HERE / f"neo_v{FORMAT_VERSION}.h5"
+    h5forge.dump(make_block(), target, overwrite=True)
+    print("wrote", target, target.stat().st_size, "bytes")

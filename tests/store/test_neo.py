@@ -22,7 +22,8 @@ from tests.store.golden_objects import DATA
 neo = pytest.importorskip("neo")
 pq = pytest.importorskip("quantities")
 
-GOLDEN = DATA / "neo_v1.h5"
+GOLDEN = DATA / "neo_v1.h5"  # format 1: every neo object a group
+GOLDEN_V3 = DATA / "neo_v3.h5"  # format 3: plain data objects one dataset each
 
 
 def _golden_module():
@@ -123,10 +124,11 @@ def hide_neo(monkeypatch):
             monkeypatch.setitem(sys.modules, name, None)
 
 
-# -- the golden file ---------------------------------------------------------------------------
-def test_golden_file_loads_to_the_objects_the_script_builds():
+# -- the golden files --------------------------------------------------------------------------
+@pytest.mark.parametrize("golden", [GOLDEN, GOLDEN_V3], ids=["v1", "v3"])
+def test_golden_file_loads_to_the_objects_the_script_builds(golden):
     expected = make_block()
-    block = h5forge.load(GOLDEN)
+    block = h5forge.load(golden)
     assert_same_neo(expected, block)
     # relationships are shared references, not copies
     seg0, seg1 = block.segments
@@ -144,7 +146,7 @@ def test_golden_file_loads_to_the_objects_the_script_builds():
     assert lfp.t_start == 12.5 * pq.s and lfp.sampling_rate == 1 * pq.kHz
     assert lfp.array_annotations["channel_names"].tolist() == ["CA1-a", "CA1-b", "DG"]
     assert block.rec_datetime == dt.datetime(2024, 5, 1, 9, 30, 15, 250000)
-    assert GOLDEN.stat().st_size < 200_000
+    assert golden.stat().st_size < 200_000
 
 
 def test_golden_file_is_plain_hdf5():
@@ -223,13 +225,14 @@ def test_without_neo_alone_data_datasets_still_load_as_quantities(monkeypatch):
     assert type(alone) is pq.Quantity and alone.units == pq.mV
 
 
-def test_unknown_objects_dump_back_and_load_as_neo(tmp_path, monkeypatch):
+@pytest.mark.parametrize("golden", [GOLDEN, GOLDEN_V3], ids=["v1", "v3"])
+def test_unknown_objects_dump_back_and_load_as_neo(tmp_path, monkeypatch, golden):
     path = tmp_path / "resaved.h5"
     with monkeypatch.context() as patch:
         hide_neo(patch)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", h5forge.UnknownClassWarning)
-            unknown = h5forge.load(GOLDEN)
+            unknown = h5forge.load(golden)
         h5forge.dump(unknown, path)  # a program without neo saves the file again
     assert_same_neo(make_block(), h5forge.load(path))
 

@@ -433,8 +433,8 @@ def _decode_container(stored: Stored, dec, kind: str, neo) -> Any:
         allowed.add("allowed_types")
     else:
         allowed.update(_CONTAINER_EXTRA)
+    stored.group()  # a dataset here: "needs a group"
     _check_members(stored, allowed)
-    stored.group()
     kwargs = {attr: _optional(stored, dec, attr, str) for attr in _TEXT}
     if kind == "Group":
         names = _optional(stored, dec, "allowed_types")
