@@ -325,7 +325,8 @@ def test_tree_shows_updates_as_load_sees_them(capsys, tmp_path):
 
 def test_tree_names_what_plain_h5py_changed(capsys, tmp_path):
     path = tmp_path / "changed.h5"
-    h5forge.dump({"trials": {"b": 1, "a": np.arange(3)}, "items": ["x", np.zeros(2), "z"]}, path)
+    h5forge.dump({"trials": {"b": 1, "a": np.arange(3)}, "items": ["x", np.zeros(2), "z"]}, path,
+                 pack_trees=False)
     with h5py.File(path, "r+") as f:
         f["trials/extra"] = np.arange(2)
         del f["trials/a"]

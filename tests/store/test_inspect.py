@@ -36,7 +36,7 @@ def test_rows_name_types_shapes_and_sizes(tmp_path):
 def test_member_order_agrees_with_load_when_metadata_differs(tmp_path):
     path = tmp_path / "m.h5"
     h5forge.dump({"rec": {"z": np.arange(3), "a": np.arange(2), "m": 5},
-                  "xs": [np.arange(2), np.arange(3), np.arange(4)]}, path)
+                  "xs": [np.arange(2), np.arange(3), np.arange(4)]}, path, pack_trees=False)
     with h5py.File(path, "r+") as f:  # changed outside h5forge
         f["rec"].attrs["keys"] = ["m", "z", "gone"]  # 'a' unlisted, 'gone' missing
         f["rec"].create_dataset("extra", data=np.arange(1)).attrs["class"] = "numpy.ndarray"

@@ -156,8 +156,8 @@ def test_many_inline_members_use_dense_attribute_storage(tmp_path):
 def test_dense_groups_and_root_keep_utf8_names(tmp_path):
     path = tmp_path / "root.h5"
     obj = {f"ключ{i}": i if i % 3 else {"v": i} for i in range(60)}  # the root: 40 inline
-    h5forge.dump({"été": obj}, tmp_path / "nested.h5")
-    h5forge.dump(obj, path)
+    h5forge.dump({"été": obj}, tmp_path / "nested.h5", pack_trees=False)
+    h5forge.dump(obj, path, pack_trees=False)
     with h5py.File(path, "r") as f:
         assert f["/"].id.get_create_plist().get_attr_creation_order() != 0
     with h5py.File(tmp_path / "nested.h5", "r") as f:

@@ -252,15 +252,15 @@ def test_packed_records(tmp_path):
 
 def test_stacked_arrays(tmp_path):
     path = tmp_path / "arr.h5"
-    frames = [np.full((2, 3), i, dtype=np.int16) for i in range(4)]
+    frames = [np.full((2, 40), i, dtype=np.int16) for i in range(4)]  # not tree parameters
     h5forge.dump({"frames": frames}, path)
-    h5forge.append(np.full((2, 3), 9, dtype=np.int16), path, "frames")
-    h5forge.append(np.full((2, 3), 8, dtype=np.int16), path, "frames")
+    h5forge.append(np.full((2, 40), 9, dtype=np.int16), path, "frames")
+    h5forge.append(np.full((2, 40), 8, dtype=np.int16), path, "frames")
     with h5py.File(path, "r") as f:
-        assert f["frames"].shape == (6, 2, 3) and f["frames"].maxshape == (None, 2, 3)
+        assert f["frames"].shape == (6, 2, 40) and f["frames"].maxshape == (None, 2, 40)
     h5forge.dump(np.zeros(5), path, "frames/1", overwrite=True)  # another shape: unpacked
     out = load(path)["frames"]
-    assert [a.shape for a in out] == [(2, 3), (5,), (2, 3), (2, 3), (2, 3), (2, 3)]
+    assert [a.shape for a in out] == [(2, 40), (5,), (2, 40), (2, 40), (2, 40), (2, 40)]
     assert out[-1][0, 0] == 8
 
 

@@ -101,7 +101,7 @@ ORIGINAL = {"name": "run", "n": 3, "trials": {"t1": np.arange(5.0)},
 
 def _run(tmp_path, point: str, op: str):
     path = tmp_path / f"{point}-{op}.h5"
-    h5forge.dump(ORIGINAL, path)
+    h5forge.dump(ORIGINAL, path, pack_trees=False)  # one node per member: the per-node steps
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), point, op],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr

@@ -35,7 +35,7 @@ from h5forge.store.layout import (
     needs_box,
 )
 from h5forge.store.members import TMP_PREFIX
-from h5forge.store.tree import is_tree
+from h5forge.store.tree import is_tree, member_at
 from h5forge.store.writer import DatasetOptions, many_attributes, write_members, write_node
 
 __all__ = ["dump", "load", "plan", "append", "delete"]
@@ -364,18 +364,13 @@ def is_tree_group(node: Any) -> bool:
 
 def _inside_tree(obj: Any, group: h5py.Group, parts: list[str], i: int) -> Any:
     """The member at ``parts[i:]`` of ``obj``, a packed tree loaded whole."""
-    for j in range(i, len(parts)):
-        part = parts[j]
-        if type(obj) is dict and part in obj:
-            obj = obj[part]
-        elif type(obj) in (list, tuple) and part.isascii() and part.isdigit() and \
-                int(part) < len(obj):
-            obj = obj[int(part)]
-        else:
-            raise NodeNotFoundError(f"{_h5.describe(group, '/'.join(parts))}: no such node "
-                                    f"(the packed tree at {_h5.describe(group, '/'.join(parts[:i]))}"
-                                    f" has no {'/'.join(parts[i:j + 1])})")
-    return obj
+    try:
+        return member_at(obj, parts[i:])
+    except KeyError as missing:
+        j = i + missing.args[0]
+        raise NodeNotFoundError(f"{_h5.describe(group, '/'.join(parts))}: no such node (the "
+                                f"packed tree at {_h5.describe(group, '/'.join(parts[:i]))} "
+                                f"has no {'/'.join(parts[i:j + 1])})") from None
 
 
 def _load_inline(container: h5py.Group, name: str, where: str) -> Any:

@@ -18,7 +18,7 @@ import h5py
 
 from h5forge import _h5
 from h5forge._text import format_bytes, short_repr, type_name
-from h5forge.errors import NodeNotFoundError
+from h5forge.errors import H5ForgeError, NodeNotFoundError
 from h5forge.store.decoder import inline_value
 from h5forge.store.layout import RESERVED_ATTRIBUTES
 from h5forge.store.members import (
@@ -28,6 +28,7 @@ from h5forge.store.members import (
     mapping_order,
     sequence_order,
 )
+from h5forge.store.tree import is_tree, member_at, unpack_tree
 from h5forge.store.update import MAPPINGS, SEQUENCES
 
 __all__ = ["Row", "tree", "tree_lines", "iter_rows", "format_rows", "member_order"]
@@ -96,6 +97,10 @@ def iter_rows(group: h5py.Group, path: str = "/", *, depth: int | None = None,
         top = group
     else:
         top = _lookup(group, rel)
+        inside = _inside_tree(group, parts) if top is None else None
+        if inside is not None:
+            yield from _value_rows(0, shown, inside, depth)
+            return
         if top is None:
             parent = _lookup(group, "/".join(parts[:-1])) if len(parts) > 1 else group
             if isinstance(parent, h5py.Group):
@@ -141,6 +146,9 @@ def _walk(top: Any, top_path: str, max_depth: int | None, show_attrs: bool) -> I
         attrs = _read_attrs(obj)
         order: list[str] = []
         note = ""
+        if isinstance(obj, h5py.Group) and is_tree(attrs):
+            yield from _tree_rows(depth, name, obj, attrs, path, max_depth, show_attrs)
+            continue
         if isinstance(obj, h5py.Group):
             inline = _inline_members(attrs)
             order, note = member_order(list(obj), inline, attrs)
@@ -171,6 +179,78 @@ def _open_member(parent: h5py.Group, name: str, depth: int) -> tuple[Any, Row | 
         return None, Row(depth, name, "<external link>",
                       f"-> {link.filename}:{link.path} (not followed)", None)
     return None, Row(depth, name, "<link>", "(not followed)", None)
+
+
+def _tree_rows(depth: int, name: str, group: h5py.Group, attrs: dict[str, Any], path: str,
+               max_depth: int | None, show_attrs: bool) -> Iterator[Row]:
+    """A packed tree shown as the nest it holds (its tables hold builtins and numeric arrays
+    only, so reading it imports nothing); a damaged one as one row saying why."""
+    from h5forge.store.decoder import Stored
+
+    class_name = _text(attrs.get("class")) or "<group>"
+    try:
+        value = unpack_tree(Stored(group, attrs, path))
+    except (H5ForgeError, OSError, ValueError, TypeError) as exc:
+        yield Row(depth, name, class_name, f"damaged packed tree: {exc}", None)
+        return
+    nbytes = sum(group[n].id.get_storage_size() for n in group
+                 if isinstance(group.get(n, getlink=True), h5py.HardLink)
+                 and isinstance(group[n], h5py.Dataset))
+    count = len(value)
+    yield Row(depth, name, class_name,
+              f"{count} member{'' if count == 1 else 's'} (packed tree)", nbytes)
+    if show_attrs:
+        yield from _attribute_rows(depth + 1, group, attrs)
+    if max_depth is None or depth < max_depth:
+        for key, item in _members_of(value):
+            yield from _value_rows(depth + 1, key, item, max_depth)
+
+
+def _inside_tree(group: h5py.Group, parts: list[str]) -> Any:
+    """The value at ``parts`` when the path runs into a packed tree (boxes looked into), else
+    None."""
+    node: Any = group
+    for i, part in enumerate(parts):
+        if isinstance(node, h5py.Group) and node.attrs.get("box") is not None \
+                and part != "value" and "value" in node:
+            node = node["value"]
+        if isinstance(node, h5py.Group) and is_tree(node.attrs):
+            from h5forge.store.decoder import Stored
+
+            try:
+                return member_at(unpack_tree(Stored(node, _read_attrs(node), node.name)),
+                                 parts[i:])
+            except (H5ForgeError, OSError, ValueError, TypeError, KeyError):
+                return None  # a damaged tree or a missing member: "no such node"
+        node = _lookup(node, part) if isinstance(node, h5py.Group) else None
+        if node is None:
+            return None
+    return None
+
+
+def _value_rows(depth: int, name: str, value: Any, max_depth: int | None) -> Iterator[Row]:
+    """Rows for one value read out of a packed tree, and its members below it."""
+    stack = [(depth, name, value)]
+    while stack:
+        d, key, item = stack.pop()
+        if max_depth is not None and d > max_depth:
+            continue
+        if type(item) in (dict, list, tuple):
+            n = len(item)
+            yield Row(d, key, type(item).__name__, f"{n} member{'' if n == 1 else 's'}", None)
+            stack.extend((d + 1, k, v) for k, v in reversed(_members_of(item)))
+        elif type(item).__name__ == "ndarray":
+            yield Row(d, key, "numpy.ndarray", f"{_shape(item.shape) if item.ndim else '()'} "
+                                               f"{item.dtype}", None)
+        else:
+            yield Row(d, key, type_name(item),
+                      "" if item is None else f"= {short_repr(item, _VALUE_WIDTH)}", None)
+
+
+def _members_of(container: Any) -> list[tuple[str, Any]]:
+    if type(container) is dict:
+        return list(container.items())
+    return [(str(i), v) for i, v in enumerate(container)]
 
 
 # -- one node -----------------------------------------------------------------------------------

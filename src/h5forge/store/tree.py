@@ -28,7 +28,8 @@ from h5forge.store.layout import TREE_LAYOUT, Node
 from h5forge.store.packing import pack_scalars, unpack_column
 
 __all__ = ["TREE_LAYOUT", "TREE_MIN_CONTAINERS", "TREE_ITEMS_MAX", "TREE_ARRAY_MAX",
-           "TREE_ARRAY_RANK", "TREE_RECORDS_MIN", "TREE_CODES", "pack_tree", "is_tree", "unpack_tree"]
+           "TREE_ARRAY_RANK", "TREE_RECORDS_MIN", "TREE_CODES", "pack_tree", "is_tree", "unpack_tree",
+           "member_at"]
 
 #: A plain container is packed when its subtree holds at least this many nested containers
 #: (dicts, lists, tuples, arrays): fewer are cheaper as their own small nodes.
@@ -244,6 +245,20 @@ def _strings(values: list[str]) -> tuple[np.ndarray, Any]:
 
 
 # -- loading --------------------------------------------------------------------------------------
+def member_at(value: Any, parts: list[str]) -> Any:
+    """The member at ``parts`` (dict keys, list and tuple indexes) of a loaded packed tree;
+    :class:`KeyError` with the number of parts found when one is missing."""
+    for depth, part in enumerate(parts):
+        if type(value) is dict and part in value:
+            value = value[part]
+        elif type(value) in (list, tuple) and part.isascii() and part.isdigit() and \
+                int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise KeyError(depth)
+    return value
+
+
 def is_tree(attrs: Any) -> bool:
     """Whether a group with these attributes is a packed tree."""
     layout = attrs.get("layout")
