@@ -98,13 +98,14 @@ class Encoder:
             self._memo[key] = (obj, node)
             return node
         codec = self.codec_for(obj, where)
-        if not codec.tracks_identity:
+        if not codec.tracks_identity or (type(obj) is tuple and not obj):
+            # the empty tuple is one object everywhere in Python: "sharing" it means nothing
             return codec.encode(obj, self, where)
         if entry is not None:
             target = entry[1]
-            if isinstance(target, _Packed):
+            if isinstance(target, _Packed):  # its unpacked node may be an inline list too
                 target = self._unpack(target, key)
-            elif target.kind == "inline":  # an inline list reached again: give it a node
+            if target.kind == "inline":  # an inline list reached again: give it a node
                 target.become(codec.encode(obj, self, where))
             return link_node(target)
         holder = Node("group")

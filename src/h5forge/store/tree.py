@@ -192,7 +192,8 @@ class _Columns:
                 index.append(len(self.arrays))
                 self.arrays.append(value)
             else:
-                met.append(value)
+                if value != ():  # the empty tuple is one object everywhere: never "shared"
+                    met.append(value)
                 code.append(_CONTAINER_CODES[tp])
                 index.append(len(value))
                 stack.extend(self._children(value, row))

@@ -292,7 +292,12 @@ def _resolve(ctx: _Ctx, parts: list[str]) -> _Target:
             # a codec's own layout (DataFrame, masked array, neo, ...): its members are not
             # free-form; only an object's instance_attributes dict is open to updates
             _check_container(ctx, c, name)
-        if kind == "box" and name != "value":  # a leaf stored as a group: the leaf is 'value'
+        if kind == "box" and name != "value":  # a leaf or a tree stored as 'value'
+            value = group.get("value")
+            if isinstance(value, h5py.Group) and _kind(value) != "tree":
+                # a tree rewritten by an update no longer plain data: a dict group now
+                group, rel, parent = value, c.child_rel("value"), c
+                continue
             return _Target(c, "value", parts[i:])
         if kind == "items" and name not in ("keys", "values"):
             return _items_target(ctx, c, name, parts[i + 1:])
