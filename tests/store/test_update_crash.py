@@ -90,6 +90,8 @@ elif op == "delete-item":
     h5forge.delete(path, "items/0")
 elif op == "append-packed":
     h5forge.append("new", path, "names")
+elif op == "tree-set":
+    h5forge.dump(9, path, "cfg/a/x", overwrite=True)
 elif op == "big":
     h5forge.dump(np.ones(1 << 18), path, "trials/t1", overwrite=True)
 print("finished without being killed")
@@ -99,9 +101,16 @@ ORIGINAL = {"name": "run", "n": 3, "trials": {"t1": np.arange(5.0)},
             "items": [{"a": 1}, "b", [1, "c"], None], "names": [f"n{i}" for i in range(100)]}
 
 
+#: A packed tree (``cfg``) beside a big array: an update rewrites the tree whole.
+TREE_ORIGINAL = {"big": np.zeros(100), "cfg": {"a": {"x": 1}, "b": [[1], [2]], "c": {"d": {}}}}
+
+
 def _run(tmp_path, point: str, op: str):
     path = tmp_path / f"{point}-{op}.h5"
-    h5forge.dump(ORIGINAL, path, pack_trees=False)  # one node per member: the per-node steps
+    if op.startswith("tree"):
+        h5forge.dump(TREE_ORIGINAL, path)
+    else:  # one node per member: the per-node steps
+        h5forge.dump(ORIGINAL, path, pack_trees=False)
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), point, op],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
@@ -111,6 +120,19 @@ def _run(tmp_path, point: str, op: str):
     unexpected = [w for w in caught if not issubclass(w.category, MemberMismatchWarning)]
     assert not unexpected, [str(w.message) for w in unexpected]
     return path, out, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("point", ["aside", "swap", "swap2"])
+def test_rewrite_a_packed_tree(tmp_path, point):
+    path, out, messages = _run(tmp_path, point, "tree-set")
+    with h5py.File(path, "r") as f:
+        assert f["cfg"].attrs["layout"] == "tree" if "cfg" in f else point == "swap2"
+    if point == "swap2":  # between the two moves: the old tree and the new one kept aside
+        assert "cfg" not in out and any("leftover" in m for m in messages)
+    else:
+        assert out["cfg"] == TREE_ORIGINAL["cfg"]  # killed before the new tree was in place
+    assert np.array_equal(out["big"], TREE_ORIGINAL["big"])
+    h5forge.dump(TREE_ORIGINAL["cfg"], path, "cfg", overwrite=True)  # still updatable
 
 
 def _same_except(out, key):
