@@ -36,6 +36,11 @@ Cases added for issue 17 (many small heterogeneous nodes), each with its goal pr
    (pyarrow) and pickle; h5forge both as is and with its default plan's compression. Goals
    dump+load <= 2x Parquet's, file (with the plan) <= 1.2x Parquet's.
 
+9. **plan** - ``h5forge.get_default_configuration(obj)`` (the plan of every dataset ``dump``
+   would write; no I/O) of a dict of n records each holding a short mixed list, of the dict of
+   records of case 7 and of the records of case 1, at 1k, 10k and 100k (``--plan-sizes``): time
+   per element and its growth (~1x linear). No peer; the goal is linear growth.
+
 hickle and h5io (one HDF5 object per element) run only up to ``--hickle-max`` elements.
 The tree case's goals are >= 20x faster than hickle and <= 10x pickle; the neo case's <= 1.5x
 pickle.
@@ -91,7 +96,7 @@ from _common import (  # noqa: E402  (benchmarks/ is on sys.path)
 )
 
 MIB = 1024**2
-CASES = ("records", "tree", "array", "neo", "scale", "mixed", "dictrec", "dataframe")
+CASES = ("records", "tree", "array", "neo", "scale", "mixed", "dictrec", "dataframe", "plan")
 
 
 # ----------------------------------------------------------------------------- peers
@@ -718,9 +723,44 @@ def case_dataframe(args, workdir):
                   ratio(plan.size, pq_.size) if plan and pq_ else None, lambda r: r <= 1.2)
 
 
+def make_records_with_lists(n):
+    """``n`` str keys -> small dicts holding a short mixed list (one small dataset each)."""
+    return {f"r{i:06d}": {"id": i, "x": i / 7, "tags": [i, "a", None, 2.5]} for i in range(n)}
+
+
+def case_plan(args, workdir):
+    """Planning time per element (get_default_configuration of an object tree: encoding and
+    the io plan of every dataset, no I/O) at growing sizes: ~1x growth is linear."""
+    print(f"\n[9] plan: h5forge.get_default_configuration(obj), time per element, best of "
+          f"{args.repeat or 3}")
+    shapes = (("dict of records holding a short mixed list", make_records_with_lists),
+              ("dict of records (case 7)", make_dict_of_records),
+              ("list of records (case 1)", make_records))
+    headers = ["case", "n", "datasets", "plan", "per element", "growth"]
+    rows, growths = [], []
+    for title, make in shapes:
+        previous = None
+        for n in args.plan_sizes:
+            obj = make(n)
+            best, plan = min((timed(h5forge.get_default_configuration, obj)
+                              for _ in range(args.repeat or 3)), key=lambda r: r[0])
+            per = best / n
+            growth = per / previous if previous else None
+            if growth is not None:
+                growths.append(growth)
+            previous = per
+            rows.append([title, f"{n:,}", f"{len(plan.dataset_configurations):,}",
+                         fmt_time(best), f"{per * 1e6:.2f} us",
+                         "" if growth is None else f"{growth:.2f}x"])
+    print_table("", headers, rows, left=(0,))
+    print("targets:")
+    report_target("planning is linear: time per element at 10x the size <= 2x (worst step)",
+                  max(growths) if growths else None, lambda r: r <= 2)
+
+
 CASE_FUNCTIONS = {"records": case_records, "tree": case_tree, "array": case_array,
                   "neo": case_neo, "scale": case_scale, "mixed": case_mixed,
-                  "dictrec": case_dictrec, "dataframe": case_dataframe}
+                  "dictrec": case_dictrec, "dataframe": case_dataframe, "plan": case_plan}
 
 
 # ----------------------------------------------------------------------------- main
@@ -728,10 +768,11 @@ CASE_FUNCTIONS = {"records": case_records, "tree": case_tree, "array": case_arra
 
 FULL = {"records": 10_000, "tree_nodes": 2_000, "big_mb": 1024, "neo_segments": 50,
         "repeat": None, "mixed": 100_000, "dict_records": 10_000, "df_rows": 1_000_000,
-        "scale_sizes": [1_000, 10_000, 100_000, 1_000_000]}
+        "scale_sizes": [1_000, 10_000, 100_000, 1_000_000],
+        "plan_sizes": [1_000, 10_000, 100_000]}
 QUICK = {"records": 1_000, "tree_nodes": 2_000, "big_mb": 64, "neo_segments": 10, "repeat": 1,
          "mixed": 10_000, "dict_records": 1_000, "df_rows": 100_000,
-         "scale_sizes": [1_000, 10_000, 100_000]}
+         "scale_sizes": [1_000, 10_000, 100_000], "plan_sizes": [1_000, 10_000]}
 
 
 def parse_args(argv=None):
@@ -752,6 +793,8 @@ def parse_args(argv=None):
     parser.add_argument("--df-rows", type=int, help="DataFrame rows in case 8 (default 1M)")
     parser.add_argument("--scale-sizes", type=int, nargs="+",
                         help="sizes of case 5 (default 1,000 10,000 100,000 1,000,000)")
+    parser.add_argument("--plan-sizes", type=int, nargs="+",
+                        help="sizes of case 9 (default 1,000 10,000 100,000)")
     parser.add_argument("--hickle-max", type=int, default=20_000,
                         help="largest element count hickle and h5io run (default 20,000)")
     parser.add_argument("--repeat", type=int,
