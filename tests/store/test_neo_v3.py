@@ -245,3 +245,29 @@ def test_a_unit_missing_at_one_load_is_found_once_defined(tmp_path):
         node = h5forge.store.plan(neo.AnalogSignal([1.0], units=blip,
                                                    sampling_rate=1 * pq.Hz))
         assert node.attrs["units"] == "h5forge_test_blip"
+
+
+# -- lists read directly, anything unusual by the decoder ------------------------------------
+def test_lists_changed_outside_h5forge_load_with_the_decoders_rules(tmp_path):
+    path = tmp_path / "odd.h5"
+    h5forge.dump(make_block(), path)
+    with h5py.File(path, "r+") as f:
+        f.move("segments/0/analogsignals/1", "segments/0/analogsignals/5")  # a gap
+    with pytest.warns(h5forge.store.MemberMismatchWarning, match=r"not numbered 0\.\.1"):
+        block = h5forge.load(path)
+    assert [s.name for s in block.segments[0].analogsignals] == ["lfp 0", "current 0"]
+    with h5py.File(path, "r+") as f:
+        f["segments/1/spiketrains/2"] = h5py.SoftLink("/segments/0/spiketrains/0")
+    with pytest.raises(h5forge.errors.UnsafeContentError, match="soft or external"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", h5forge.store.MemberMismatchWarning)  # the gap again
+        h5forge.load(path)
+
+
+def test_a_list_item_reached_twice_is_one_object_whichever_path_reads_it(tmp_path):
+    block = make_block()
+    tree = {"first": block.segments[0].spiketrains[1], "block": block}  # plain, met first
+    out = roundtrip(tree, tmp_path)
+    assert out["first"] is out["block"].segments[0].spiketrains[1]
+    assert out["first"] is out["block"].groups[0].groups[1].spiketrains[0]
+    assert out["first"].segment is out["block"].segments[0]

@@ -114,6 +114,8 @@ _HINTS = {
 
 #: Per dump (Encoder): (id(parent), list name) -> (parent, ids of the list's items).
 _LISTED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+#: Per load (Decoder): (file number, object address) -> the object decoded from a list item.
+_SEEN: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
 def _is_neo_module(module: str) -> bool:
@@ -396,6 +398,46 @@ def _optional(stored: Stored, dec, name: str, kind: type | tuple[type, ...] | No
     return value
 
 
+def _read_list(stored: Stored, dec, name: str) -> list | None:
+    """The items of the list member ``name`` read directly, for the layout h5forge writes (a
+    ``list`` group of hard links ``0``..``n-1``, no other attribute), or None for anything
+    else (missing, inline, packed, odd names, other links): the decoder then reads it with
+    its own checks and messages. An item reached before (a signal in a Segment and a neo
+    Group) is found by its address in the file without opening it again."""
+    if name in stored.attrs or name not in stored.children():
+        return None
+    h5obj = open_child(stored, name)
+    if not isinstance(h5obj, h5py.Group) or read_attrs(h5obj) != {"class": "list"}:
+        return None
+    links: list[tuple[bytes, int, int]] = []
+    h5obj.id.links.iterate(lambda n, info: links.append((n, info.type, info.u)), info=True)
+    hard = h5py.h5l.TYPE_HARD
+    addresses = {n: u for n, kind, u in links if kind == hard and type(u) is int}
+    if len(addresses) != len(links) or \
+            addresses.keys() != {str(i).encode() for i in range(len(links))}:
+        return None
+    seen = _SEEN.get(dec)
+    if seen is None:
+        seen = _SEEN[dec] = {}
+    fileno = h5obj.id.fileno
+    path = stored.child_path(name)
+    items = []
+    for i in range(len(links)):
+        key = str(i).encode()
+        address = (fileno, addresses[key])
+        if address in seen:
+            items.append(seen[address])
+            continue
+        child = h5py.h5o.open(h5obj.id, key)
+        child = h5py.Group(child) if isinstance(child, h5py.h5g.GroupID) else \
+            h5py.Dataset(child) if isinstance(child, h5py.h5d.DatasetID) else None
+        if child is None:
+            raise CorruptFileError(f"{path}/{i}: a named datatype is not a stored object")
+        item = seen[address] = dec.decode(child, f"{path}/{i}")
+        items.append(item)
+    return items
+
+
 def _check_members(stored: Stored, allowed: set[str]) -> None:
     extra = [n for n in stored.member_names() if n not in allowed]
     if extra:
@@ -450,7 +492,9 @@ def _decode_container(stored: Stored, dec, kind: str, neo) -> Any:
     dec.register(stored, obj)
     _finish_common(stored, dec, obj)
     for name in lists:
-        items = _optional(stored, dec, name, list)
+        items = _read_list(stored, dec, name)
+        if items is None:  # anything unusual: the decoder's own rules and messages
+            items = _optional(stored, dec, name, list)
         if items:
             getattr(obj, name).extend(items)
     if kind != "Block":
