@@ -222,6 +222,8 @@ def test_updates_inside_a_stored_block_are_refused(tmp_path):
         h5forge.dump(_sig(), path, f"block/{_CURRENT}", overwrite=True)
     with pytest.raises(UpdateError):
         h5forge.delete(path, f"block/{_CURRENT}")
+    with pytest.raises(UpdateError):
+        h5forge.append(_sig(), path, "block/segments/0/analogsignals")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert_same_neo(make_block(), h5forge.load(path)["block"])  # untouched

@@ -8,6 +8,13 @@ alone reads a signal with its units and timing. Relationships are hard links: a 
 Segment and in a neo Group is one HDF5 object with two names, and ``segment``/``block``
 back-references link to the parent's group. See docs/FORMAT.md, "neo".
 
+Format 3 writes fewer HDF5 objects (each costs far more than its bytes): a plain data object
+(AnalogSignal, SpikeTrain without waveforms, ImageSequence; no annotations) is that one
+dataset, its ``name``/``description``/``file_origin`` attributes beside the others, and a
+back-reference is left out when the parent is in the same dump and lists the object (loading
+the list sets it again). Objects that need more keep the group layout; files of formats 1
+and 2 load as before.
+
 neo is never imported when h5forge is: :meth:`NeoCodec.matches` looks at the type's module
 name, and neo (and quantities) are imported only when a neo object is met. A file written with
 neo loads without it: every neo group becomes an :class:`~h5forge.UnknownObject` holding its
