@@ -585,14 +585,17 @@ def _generic_peers_up_to(n, hickle_max):
 
 
 def case_scale(args, workdir):
-    """Dump+load time per element of a mixed list and a mixed dict, 1k to 1M elements: the
-    growth from one size to the next should be ~1x (linear), never ~10x (quadratic)."""
-    print(f"\n[5] scale: mixed list / dict of n scalars (int, float, str, None, bool), "
-          f"dump+load time per element, best of {args.repeat or 3}")
+    """Dump+load time per element of a mixed list, a mixed dict and a config-like tree (n
+    nodes), 1k to 1M elements: the growth from one size to the next should be ~1x (linear),
+    never ~10x (quadratic)."""
+    print(f"\n[5] scale: mixed list / dict of n scalars (int, float, str, None, bool) and a "
+          f"config-like tree of n nodes, dump+load time per element, best of "
+          f"{args.repeat or 3}")
     headers = ["case", "n", "h5forge", "per element", "growth", "pickle", "per element",
                "h5forge/pickle"]
     rows, growths = [], []
-    for kind, make in (("list", make_mixed_list), ("dict", make_mixed_dict)):
+    for kind, make in (("list", make_mixed_list), ("dict", make_mixed_dict),
+                       ("tree", make_tree)):
         previous = None
         for n in args.scale_sizes:
             peers = [p for p in generic_peers() if p.name in ("h5forge", "pickle")]

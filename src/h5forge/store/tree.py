@@ -34,8 +34,9 @@ __all__ = ["TREE_LAYOUT", "TREE_MIN_CONTAINERS", "TREE_ITEMS_MAX", "TREE_ARRAY_M
 #: A plain container is packed when its subtree holds at least this many nested containers
 #: (dicts, lists, tuples, arrays): fewer are cheaper as their own small nodes.
 TREE_MIN_CONTAINERS = 4
-#: Containers with more members than this keep their own layout (a long list is one dataset,
-#: a dict of many keys its own table), and so do the containers holding them.
+#: Lists, tuples and dicts of more scalars than this (and no container) keep their own layout
+#: (one packed dataset, or a dict's keys and values lists), and so do the containers holding
+#: them.
 TREE_ITEMS_MAX = 512
 #: Lists and tuples of at least this many dicts with the same keys keep their records table.
 TREE_RECORDS_MIN = 16
@@ -80,18 +81,18 @@ def _scan(obj: Any, memo: dict[int, tuple[Any, int]], active: set[int]) -> int:
     hit = memo.get(key)
     if hit is not None and hit[0] is obj:
         return hit[1]
-    if key in active or len(obj) > TREE_ITEMS_MAX:
+    if key in active:
         return -1
     if type(obj) is dict:
         if not all(type(k) is str and is_plain_text(k) for k in obj):
             memo[key] = (obj, -1)
             return -1
         members = obj.values()
-    elif _records(obj):
-        memo[key] = (obj, -1)
-        return -1
     else:
         members = obj
+    if _records(members):
+        memo[key] = (obj, -1)
+        return -1
     active.add(key)
     total = 0
     try:
@@ -118,17 +119,24 @@ def _scan(obj: Any, memo: dict[int, tuple[Any, int]], active: set[int]) -> int:
                 break
     finally:
         active.discard(key)
+    if total == 0 and len(obj) > TREE_ITEMS_MAX:
+        total = -1  # a long run of scalars: one packed dataset (or inline attributes) of its own
     memo[key] = (obj, total)
     return total
 
 
-def _records(items: list | tuple) -> bool:
-    """Whether ``items`` are many dicts with the same keys: a records table (one compound
-    dataset, a column per key, appends in place) serves them better than tree rows."""
-    if len(items) < TREE_RECORDS_MIN or type(items[0]) is not dict:
+def _records(members: Any) -> bool:
+    """Whether ``members`` (a list's items, a dict's values) are many dicts with the same keys:
+    a records table (one compound dataset, a column per key, appends in place) serves them
+    better than tree rows."""
+    if len(members) < TREE_RECORDS_MIN:
         return False
-    keys = tuple(items[0])
-    return all(type(item) is dict and tuple(item) == keys for item in items)
+    it = iter(members)
+    first = next(it)
+    if type(first) is not dict:
+        return False
+    keys = tuple(first)
+    return all(type(item) is dict and tuple(item) == keys for item in it)
 
 
 def pack_tree(enc: Encoder, codec: Any, obj: dict | list | tuple, where: str) -> Node | None:
