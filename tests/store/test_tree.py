@@ -273,3 +273,43 @@ def test_golden_tree_v3_keeps_loading():
     assert_same(make_tree_golden.expected(), out)
     with h5py.File(make_tree_golden.GOLDEN, "r") as f:
         assert f.attrs["h5forge_format"] == "3" and f["config"].attrs["layout"] == "tree"
+
+
+# -- random nests -----------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as hst  # noqa: E402
+
+_KEYS = hst.text(alphabet="ab/é.\x00 ", max_size=3)  # "", "/", ".", NUL: fine as tree keys
+_PLAIN = hst.one_of(
+    hst.integers(-2**63, 2**63 - 1), hst.floats(), hst.booleans(), hst.none(),
+    hst.complex_numbers(), hst.text(hst.characters(exclude_categories=("Cs",),
+                                                   exclude_characters="\x00"), max_size=80),
+    hst.builds(lambda n, dt: np.arange(n).astype(dt), hst.integers(0, 64),
+               hst.sampled_from(["f8", "f4", "i1", "u8", "?", "c16"])),
+)
+#: Leaves that keep their container out of a tree.
+_ODD = hst.one_of(hst.integers(2**63, 2**64), hst.text(max_size=3).map(lambda s: s + "\ud800"),
+                  hst.just(np.zeros(65)), hst.just(np.float32(1)))
+
+
+def _nests(leaves):
+    """Nests holding at least four containers (so the plain ones are packed trees)."""
+    nest = hst.recursive(leaves, lambda inner: hst.one_of(
+        hst.dictionaries(_KEYS, inner, max_size=4), hst.lists(inner, max_size=4),
+        hst.lists(inner, max_size=3).map(tuple)), max_leaves=12)
+    return hst.fixed_dictionaries({"a": hst.lists(nest, max_size=3), "b": hst.tuples(nest),
+                                   "c": hst.dictionaries(_KEYS, nest, max_size=3),
+                                   "d": hst.lists(nest, max_size=2)})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(obj=hst.one_of(_nests(_PLAIN), _nests(hst.one_of(_PLAIN, _ODD))))
+def test_random_nests_round_trip_packed_or_not(tmp_path_factory, obj):
+    """Whatever a nest holds (keys a group cannot be named by, NULs, lone surrogates, ints
+    past int64, big arrays, numpy scalars), packed or not, it loads back the same, types
+    kept."""
+    folder = tmp_path_factory.mktemp("nests")
+    for pack in (True, False):
+        path = folder / f"{pack}.h5"
+        h5forge.dump({"x": obj}, path, pack_trees=pack)
+        assert_same({"x": obj}, h5forge.load(path))

@@ -8,6 +8,7 @@ import os
 import tempfile
 import warnings
 
+import h5py
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -57,6 +58,17 @@ INITIAL = {
     "frames": [np.zeros(3), np.ones(3)],
     "empty": [],
     "sample": Sample("s1"),
+}
+
+
+#: Plain data only: stored as one packed tree (boxed at the root), which updates rewrite whole.
+INITIAL_TREE = {
+    "meta": {"subject": "M1", "gain": 2.5},
+    "xs": [1, 2, 3],
+    "nested": {"a": [[1], {"b": None}], "c": {}},
+    "pairs": [(1, "a"), (2, "b")],
+    "frames": [np.zeros(3), np.ones(3)],
+    "empty": [],
 }
 
 
@@ -129,12 +141,15 @@ EXAMPLES = int(os.environ.get("H5FORGE_UPDATE_EXAMPLES", "40"))
 
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.data())
-def test_random_updates_match_a_model(data):
+@given(st.data(), st.sampled_from(["nodes", "tree"]))
+def test_random_updates_match_a_model(data, layout):
     with tempfile.TemporaryDirectory() as tmp:
         file = os.path.join(tmp, "model.h5")
-        model = copy.deepcopy(INITIAL)
+        model = copy.deepcopy(INITIAL if layout == "nodes" else INITIAL_TREE)
         h5forge.dump(model, file)
+        if layout == "tree":
+            with h5py.File(file, "r") as f:
+                assert f["value"].attrs["layout"] == "tree"
         for step in range(data.draw(st.integers(1, 8), label="steps")):
             op = _step(data, file, model)
             with warnings.catch_warnings():
