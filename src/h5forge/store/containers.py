@@ -12,7 +12,13 @@ from h5forge.errors import CorruptFileError
 from h5forge.store import members, registry
 from h5forge.store.decoder import Decoder, Stored
 from h5forge.store.encoder import Encoder, is_plain_text
-from h5forge.store.layout import RESERVED_ATTRIBUTES, Node, dataset_node, group_node
+from h5forge.store.layout import (
+    NAMED_KEYS_MAX,
+    RESERVED_ATTRIBUTES,
+    Node,
+    dataset_node,
+    group_node,
+)
 from h5forge.store.packing import pack_arrays, pack_records, pack_scalars, unpack_column
 from h5forge.store.tree import is_tree, pack_tree, unpack_tree
 
@@ -21,8 +27,6 @@ __all__ = ["INSTANCE_ATTRIBUTES", "NAMED_KEYS_MAX", "encode_sequence", "decode_s
            "restore_instance_dict"]
 
 
-#: Dicts with more string keys than this use the items layout (keys in one dataset).
-NAMED_KEYS_MAX = 512
 INSTANCE_ATTRIBUTES = "instance_attributes"
 
 

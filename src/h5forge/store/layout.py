@@ -21,6 +21,7 @@ __all__ = [
     "inline_node",
     "link_node",
     "TREE_LAYOUT",
+    "NAMED_KEYS_MAX",
     "needs_box",
 ]
 
@@ -81,6 +82,9 @@ class Node:
             return f"<dataset {self.class_name} shape={np.shape(self.data)}>"
         return f"<{self.kind} {self.data!r}>"
 
+
+#: Dicts with more string keys than this use the items layout (keys in one dataset).
+NAMED_KEYS_MAX = 512
 
 #: ``layout`` attribute of a packed tree's group (see :mod:`h5forge.store.tree`).
 TREE_LAYOUT = "tree"

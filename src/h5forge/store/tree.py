@@ -24,7 +24,7 @@ import numpy as np
 from h5forge.errors import CorruptFileError
 from h5forge.store.decoder import Stored, open_child
 from h5forge.store.encoder import Encoder, is_plain_text
-from h5forge.store.layout import TREE_LAYOUT, Node
+from h5forge.store.layout import NAMED_KEYS_MAX, TREE_LAYOUT, Node
 from h5forge.store.packing import pack_scalars, unpack_column
 
 __all__ = ["TREE_LAYOUT", "TREE_MIN_CONTAINERS", "TREE_ITEMS_MAX", "TREE_ARRAY_MAX",
@@ -38,7 +38,8 @@ TREE_MIN_CONTAINERS = 4
 #: (one packed dataset, or a dict's keys and values lists), and so do the containers holding
 #: them.
 TREE_ITEMS_MAX = 512
-#: Lists and tuples of at least this many dicts with the same keys keep their records table.
+#: Lists and tuples of at least this many dicts with the same keys keep their records table
+#: (so do the values of a dict of more than NAMED_KEYS_MAX keys).
 TREE_RECORDS_MIN = 16
 #: Arrays of more elements than this keep their own dataset, where h5py users see them as data
 #: (and plans chunk and compress them); smaller ones are parameters, as short lists are.
@@ -88,9 +89,12 @@ def _scan(obj: Any, memo: dict[int, tuple[Any, int]], active: set[int]) -> int:
             memo[key] = (obj, -1)
             return -1
         members = obj.values()
+        # only past NAMED_KEYS_MAX keys do a dict's values become one records table
+        records = len(obj) > NAMED_KEYS_MAX and _records(members)
     else:
         members = obj
-    if _records(members):
+        records = _records(members)
+    if records:
         memo[key] = (obj, -1)
         return -1
     active.add(key)
@@ -126,9 +130,9 @@ def _scan(obj: Any, memo: dict[int, tuple[Any, int]], active: set[int]) -> int:
 
 
 def _records(members: Any) -> bool:
-    """Whether ``members`` (a list's items, a dict's values) are many dicts with the same keys:
-    a records table (one compound dataset, a column per key, appends in place) serves them
-    better than tree rows."""
+    """Whether ``members`` (a list's items, the values of a dict of many keys) are many dicts
+    with the same keys: a records table (one compound dataset, a column per key, appends in
+    place) serves them better than tree rows."""
     if len(members) < TREE_RECORDS_MIN:
         return False
     it = iter(members)
