@@ -17,8 +17,6 @@ import pathlib
 import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
-GOLDEN = HERE / "neo_v1.h5"  # format 1
-GOLDEN_V3 = HERE / "neo_v3.h5"  # format 3
 
 
 def make_block():
