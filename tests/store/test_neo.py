@@ -308,6 +308,7 @@ def test_configuration_lists_and_chunks_the_signal_datasets(tmp_path):
     with h5py.File(path, "r") as f:
         assert f["segments/1/analogsignals/0/signal"].chunks == (8, 3)
         assert f["segments/0/analogsignals/0/signal"].chunks is not None
+        assert f["segments/1/analogsignals/1"].chunks is not None  # a plain signal's dataset
     assert_same_neo(block, h5forge.load(path))
 
 
