@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import h5py
+import numpy as np
 
 from h5forge.errors import ConfigurationError
 from h5forge.store.attributes import write_attr
@@ -42,6 +43,8 @@ def write_node(parent: h5py.Group, name: str, node: Node, location: str,
         data = node.data
         if isinstance(data, h5py.Empty):
             dset = parent.create_dataset(name, data=data)
+        elif not kwargs and node.h5dtype is None and _plain_numeric(data):
+            dset = _create_plain_dataset(parent, name, data)
         elif kwargs:
             try:
                 dset = parent.create_dataset(name, data=data, dtype=node.h5dtype, **kwargs)
@@ -83,6 +86,39 @@ def many_attributes(node: Node) -> bool:
     if count <= COMPACT_ATTRIBUTES_MAX and node.members:
         count += sum(1 for m in node.members.values() if m.kind == "inline")
     return count > COMPACT_ATTRIBUTES_MAX
+
+
+#: What h5py's create_dataset(name, data=...) sets for a contiguous dataset without options.
+_PLAIN_DCPL = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+_PLAIN_DCPL.set_obj_track_times(False)
+_FILE_TYPES: dict[np.dtype, h5py.h5t.TypeID] = {}
+_SCALAR_SPACE = h5py.h5s.create(h5py.h5s.SCALAR)
+
+
+def _plain_numeric(data: Any) -> bool:
+    """A numpy array of numbers or bools in native byte order (no fields, no subarray)."""
+    if type(data) is not np.ndarray:
+        return False
+    dtype = data.dtype
+    return dtype.kind in "biufc" and dtype.names is None and dtype.subdtype is None and \
+        (dtype.isnative or dtype.itemsize == 1)
+
+
+def _create_plain_dataset(parent: h5py.Group, name: str, data: np.ndarray) -> h5py.Dataset:
+    """``parent.create_dataset(name, data=data)`` through the low-level API: the same
+    dataset (contiguous, times not tracked, h5py's type for the dtype), made without h5py's
+    per-call option handling, which costs more than HDF5's own work for a small dataset
+    (a packed tree's tables, neo's signals)."""
+    dtype = data.dtype
+    tid = _FILE_TYPES.get(dtype)
+    if tid is None:
+        tid = _FILE_TYPES[dtype] = h5py.h5t.py_create(dtype, logical=True)
+    space = _SCALAR_SPACE if data.ndim == 0 else h5py.h5s.create_simple(data.shape)
+    encoded, lcpl = parent._e(name, lcpl=True)  # h5py's: a UTF-8 name is flagged as UTF-8
+    dsid = h5py.h5d.create(parent.id, encoded, tid, space, dcpl=_PLAIN_DCPL, lcpl=lcpl)
+    if data.size:
+        dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(data))
+    return h5py.Dataset(dsid)
 
 
 def _describe(kwargs: dict[str, Any]) -> str:
