@@ -419,9 +419,10 @@ def make_tree(n_nodes, seed=0):
             node[key] = branch(depth + 1) if depth < 4 and rng.random() < 0.35 else leaf()
         return node
 
-    tree = {}
-    while sum(count_nodes(tree).values()) < n_nodes:
-        tree[f"section_{len(tree)}"] = branch(2)
+    tree, count = {}, 1  # the nodes of tree so far (counted section by section: linear)
+    while count < n_nodes:
+        section = tree[f"section_{len(tree)}"] = branch(2)
+        count += sum(count_nodes(section).values())
     return tree
 
 
