@@ -119,6 +119,18 @@ def test_sharing_and_cycles_are_kept(tmp_path):
     assert_same(obj, out)
 
 
+@pytest.mark.parametrize("shared", [[7], np.arange(4.0)], ids=["list", "array"])
+def test_a_member_reached_again_after_its_tree_stays_one_object(tmp_path, shared):
+    """The tree holding it is unpacked; a sub-tree that packs again holding it is unpacked
+    too (this crashed with AttributeError)."""
+    path = tmp_path / "t.h5"
+    obj = [{"x": [shared, [2], [3], [4], [5]]}, shared]
+    h5forge.dump(obj, path)
+    out = h5forge.load(path)
+    assert out[0]["x"][0] is out[1]
+    assert_same(obj, out)
+
+
 def test_the_same_list_twice_inside_stays_one_object(tmp_path):
     path = tmp_path / "t.h5"
     shared = [1.0, 2.0]
@@ -302,14 +314,31 @@ def _nests(leaves):
                                    "d": hst.lists(nest, max_size=2)})
 
 
+def _mutables(obj, out):
+    """Every list, dict and array inside ``obj`` (what can be shared)."""
+    if type(obj) in (list, dict, np.ndarray):
+        out.append(obj)
+    if type(obj) in (list, tuple):
+        for item in obj:
+            _mutables(item, out)
+    elif type(obj) is dict:
+        for item in obj.values():
+            _mutables(item, out)
+    return out
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(obj=hst.one_of(_nests(_PLAIN), _nests(hst.one_of(_PLAIN, _ODD))))
-def test_random_nests_round_trip_packed_or_not(tmp_path_factory, obj):
+@given(obj=hst.one_of(_nests(_PLAIN), _nests(hst.one_of(_PLAIN, _ODD))), data=hst.data())
+def test_random_nests_round_trip_packed_or_not(tmp_path_factory, obj, data):
     """Whatever a nest holds (keys a group cannot be named by, NULs, lone surrogates, ints
-    past int64, big arrays, numpy scalars), packed or not, it loads back the same, types
+    past int64, big arrays, numpy scalars), packed or not, and whatever inside it is also
+    referenced from outside (before or after it), it loads back the same, types and sharing
     kept."""
     folder = tmp_path_factory.mktemp("nests")
-    for pack in (True, False):
-        path = folder / f"{pack}.h5"
-        h5forge.dump({"x": obj}, path, pack_trees=pack)
-        assert_same({"x": obj}, h5forge.load(path))
+    shared = _mutables(obj, [])
+    again = data.draw(hst.sampled_from(shared)) if shared and data.draw(hst.booleans()) else 0
+    for top in ({"x": obj, "again": again}, {"again": again, "x": obj}):
+        for pack in (True, False):
+            path = folder / f"{pack}.h5"
+            h5forge.dump(top, path, pack_trees=pack, overwrite=True)
+            assert_same(top, h5forge.load(path))

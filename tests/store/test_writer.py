@@ -34,3 +34,19 @@ def test_plain_dataset_is_the_one_h5py_makes(tmp_path, data):
                          ids=["big-endian", "str", "compound", "object", "list"])
 def test_other_data_takes_h5pys_path(data):
     assert not _plain_numeric(data)
+
+
+@pytest.mark.parametrize("obj", [None, {"a": None, "b": [None, b"x"]}, ...],
+                         ids=["none", "inside", "ellipsis"])
+def test_empty_datasets_with_a_configuration(tmp_path, obj):
+    """None is an empty dataset: nothing to chunk or compress (a plan crashed on it)."""
+    import h5forge
+
+    path = tmp_path / "n.h5"
+    plan = h5forge.get_default_configuration(obj)
+    plan.apply_global_compression("gzip", {"level": 4})
+    h5forge.dump(obj, path, configuration=plan)
+    assert h5forge.load(path) == obj
+    other = tmp_path / "at-a-path.h5"
+    h5forge.dump(obj, other, "x", configuration=h5forge.get_default_configuration(obj, "x"))
+    assert h5forge.load(other, "x") == obj

@@ -103,8 +103,8 @@ class Encoder:
             return codec.encode(obj, self, where)
         if entry is not None:
             target = entry[1]
-            if isinstance(target, _Packed):  # its unpacked node may be an inline list too
-                target = self._unpack(target, key)
+            while isinstance(target, _Packed):  # unpacked, a sub-tree may pack it again;
+                target = self._unpack(target, key)  # its node may be an inline list too
             if target.kind == "inline":  # an inline list reached again: give it a node
                 target.become(codec.encode(obj, self, where))
             return link_node(target)

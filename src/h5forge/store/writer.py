@@ -39,9 +39,10 @@ def write_node(parent: h5py.Group, name: str, node: Node, location: str,
         node.written = group.id
         write_members(group, node, location, options)
     elif kind == "dataset":
-        kwargs = options(location, node) if options is not None else {}
         data = node.data
-        if isinstance(data, h5py.Empty):
+        empty = isinstance(data, h5py.Empty)  # None and friends: no data to chunk or compress
+        kwargs = options(location, node) if options is not None and not empty else {}
+        if empty:
             dset = parent.create_dataset(name, data=data)
         elif not kwargs and node.h5dtype is None and _plain_numeric(data):
             dset = _create_plain_dataset(parent, name, data)
