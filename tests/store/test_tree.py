@@ -11,6 +11,7 @@ import pytest
 
 import h5forge
 from h5forge.errors import CorruptFileError, NodeNotFoundError, UpdateError
+from h5forge.store.layout import NAMED_KEYS_MAX
 from h5forge.store.tree import TREE_ARRAY_MAX, TREE_ITEMS_MAX, TREE_RECORDS_MIN
 from tests.store import sample_types as st
 from tests.store.equality import assert_same
@@ -95,6 +96,17 @@ def test_plain_siblings_of_big_data_are_packed_on_their_own(tmp_path):
     h5forge.dump(obj, path)
     with h5py.File(path, "r") as f:
         assert f["trace"].shape == (5000,) and f["cfg"].attrs["layout"] == "tree"
+    assert_same(obj, h5forge.load(path))
+
+
+def test_records_holding_lists_are_tree_rows(tmp_path):
+    """Same-keyed dicts whose fields hold lists are no records table: without the tree they
+    were a group and a dataset per record (3,000 records: 1.4 s to dump)."""
+    path = tmp_path / "t.h5"
+    obj = {f"r{i}": {"id": i, "tags": [i, "a", None]} for i in range(NAMED_KEYS_MAX + 1)}
+    h5forge.dump(obj, path)
+    with h5py.File(path, "r") as f:
+        assert f["value"].attrs["layout"] == "tree"
     assert_same(obj, h5forge.load(path))
 
 

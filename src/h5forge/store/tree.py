@@ -131,8 +131,8 @@ def _scan(obj: Any, memo: dict[int, tuple[Any, int]], active: set[int]) -> int:
 
 def _records(members: Any) -> bool:
     """Whether ``members`` (a list's items, the values of a dict of many keys) are many dicts
-    with the same keys: a records table (one compound dataset, a column per key, appends in
-    place) serves them better than tree rows."""
+    with the same keys and no container values: a records table (one compound dataset, a
+    column per key, appends in place) serves them better than tree rows."""
     if len(members) < TREE_RECORDS_MIN:
         return False
     it = iter(members)
@@ -140,7 +140,10 @@ def _records(members: Any) -> bool:
     if type(first) is not dict:
         return False
     keys = tuple(first)
-    return all(type(item) is dict and tuple(item) == keys for item in it)
+    if not all(type(item) is dict and tuple(item) == keys for item in it):
+        return False
+    # a field holding lists or dicts is no table column: such records are tree rows
+    return not any(type(v) in _CONTAINER_CODES for item in members for v in item.values())
 
 
 def pack_tree(enc: Encoder, codec: Any, obj: dict | list | tuple, where: str) -> Node | None:
