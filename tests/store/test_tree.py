@@ -288,6 +288,8 @@ def test_cli_tree_shows_the_nest(tmp_path, capsys):
     assert main(["tree", str(path), "cfg/rig/bands"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["/cfg/rig/bands", "list"] and len(lines) == 7
+    assert main(["tree", str(path), "cfg/rig/none"]) == 0  # a None member is no missing one
+    assert capsys.readouterr().out.split() == ["/cfg/rig/none", "None"]
 
 
 def test_golden_tree_v3_keeps_loading():

@@ -325,7 +325,7 @@ def _load_from(group: h5py.Group, path: str, decoder: Decoder) -> Any:
         if _attr_text(node, "box") is not None and part != "value" and "value" in node:
             node = node["value"]
             continue
-        if is_tree_group(node):
+        if _is_tree_group(node):
             return _inside_tree(decoder.decode(node, _h5.describe(group, "/".join(parts[:i]))),
                                 group, parts, i)
         where = _h5.describe(group, "/".join(parts[:i + 1]))
@@ -357,7 +357,7 @@ def _attr_text(node: Any, name: str) -> Any:
     return node.attrs[name]
 
 
-def is_tree_group(node: Any) -> bool:
+def _is_tree_group(node: Any) -> bool:
     """Whether ``node`` is the group of a packed tree."""
     return isinstance(node, h5py.Group) and is_tree({"layout": _attr_text(node, "layout")})
 

@@ -97,8 +97,8 @@ def iter_rows(group: h5py.Group, path: str = "/", *, depth: int | None = None,
         top = group
     else:
         top = _lookup(group, rel)
-        inside = _inside_tree(group, parts) if top is None else None
-        if inside is not None:
+        inside = _inside_tree(group, parts) if top is None else _MISSING
+        if inside is not _MISSING:
             yield from _value_rows(0, shown, inside, depth)
             return
         if top is None:
@@ -206,9 +206,12 @@ def _tree_rows(depth: int, name: str, group: h5py.Group, attrs: dict[str, Any], 
             yield from _value_rows(depth + 1, key, item, max_depth)
 
 
+_MISSING = object()
+
+
 def _inside_tree(group: h5py.Group, parts: list[str]) -> Any:
     """The value at ``parts`` when the path runs into a packed tree (boxes looked into), else
-    None."""
+    :data:`_MISSING` (a member may itself be None)."""
     node: Any = group
     for i, part in enumerate(parts):
         if isinstance(node, h5py.Group) and node.attrs.get("box") is not None \
@@ -221,11 +224,11 @@ def _inside_tree(group: h5py.Group, parts: list[str]) -> Any:
                 return member_at(unpack_tree(Stored(node, _read_attrs(node), node.name)),
                                  parts[i:])
             except (H5ForgeError, OSError, ValueError, TypeError, KeyError):
-                return None  # a damaged tree or a missing member: "no such node"
+                return _MISSING  # a damaged tree or a missing member: "no such node"
         node = _lookup(node, part) if isinstance(node, h5py.Group) else None
         if node is None:
-            return None
-    return None
+            return _MISSING
+    return _MISSING
 
 
 def _value_rows(depth: int, name: str, value: Any, max_depth: int | None) -> Iterator[Row]:
