@@ -24,6 +24,7 @@ from h5forge.store import (
     update,
 )
 from h5forge.store import registry as _registry
+from h5forge.store.attributes import attr_or_none
 from h5forge.store.configure import dataset_options
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
@@ -322,7 +323,8 @@ def _load_from(group: h5py.Group, path: str, decoder: Decoder) -> Any:
     node, i = group, 0
     while i < len(parts):
         part = parts[i]
-        if _attr_text(node, "box") is not None and part != "value" and "value" in node:
+        if isinstance(node, h5py.Group) and attr_or_none(node, "box") is not None and \
+                part != "value" and "value" in node:
             node = node["value"]
             continue
         if _is_tree_group(node):
@@ -351,15 +353,9 @@ def _load_from(group: h5py.Group, path: str, decoder: Decoder) -> Any:
                                f"link loop)") from None
 
 
-def _attr_text(node: Any, name: str) -> Any:
-    if not isinstance(node, h5py.Group) or not h5py.h5a.exists(node.id, name.encode()):
-        return None
-    return node.attrs[name]
-
-
 def _is_tree_group(node: Any) -> bool:
     """Whether ``node`` is the group of a packed tree."""
-    return isinstance(node, h5py.Group) and is_tree({"layout": _attr_text(node, "layout")})
+    return isinstance(node, h5py.Group) and is_tree({"layout": attr_or_none(node, "layout")})
 
 
 def _inside_tree(obj: Any, group: h5py.Group, parts: list[str], i: int) -> Any:

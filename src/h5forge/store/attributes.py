@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 from h5py import h5a, h5s, h5t
 
-__all__ = ["write_attr", "read_attrs", "read_attr"]
+__all__ = ["write_attr", "read_attrs", "read_attr", "attr_or_none"]
 
 _STR_DTYPE = h5py.string_dtype()
 _SCALAR = h5s.create(h5s.SCALAR)
@@ -112,6 +112,14 @@ def read_attr(h5obj, name: str) -> Any:
     """One attribute of ``h5obj`` as h5py would return it (which must exist)."""
     value = _read(h5obj.id, name.encode("utf-8"))
     return value if value is not None else h5obj.attrs[name]
+
+
+def attr_or_none(h5obj, name: str) -> Any:
+    """Attribute ``name`` of ``h5obj``, or None when it has none (low-level: h5py's
+    ``attrs.get`` costs more)."""
+    if not h5a.exists(h5obj.id, name.encode("utf-8")):
+        return None
+    return read_attr(h5obj, name)
 
 
 def read_attrs(h5obj) -> dict[str, Any]:

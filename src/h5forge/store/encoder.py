@@ -12,7 +12,8 @@ from h5forge.errors import CodecError
 from h5forge.store import registry as _registry
 from h5forge.store.layout import Node, inline_node, link_node
 
-__all__ = ["Encoder", "is_inline_scalar", "is_inline_list", "INLINE_STR_MAX"]
+__all__ = ["Encoder", "is_inline_scalar", "is_inline_list", "is_identity_free",
+           "INLINE_STR_MAX"]
 
 #: Longest str stored inline as an attribute; longer ones get their own dataset.
 INLINE_STR_MAX = 256
@@ -42,6 +43,12 @@ def is_inline_list(obj: Any) -> bool:
     if tp not in (int, float, bool, str, complex):
         return False
     return all(type(v) is tp and is_inline_scalar(v) for v in obj)
+
+
+def is_identity_free(obj: Any) -> bool:
+    """Whether ``obj``'s identity means nothing to keep: the empty tuple is one object
+    everywhere in Python, so "sharing" it is never stored as a hard link."""
+    return type(obj) is tuple and not obj
 
 
 def is_plain_text(text: str) -> bool:
@@ -98,8 +105,7 @@ class Encoder:
             self._memo[key] = (obj, node)
             return node
         codec = self.codec_for(obj, where)
-        if not codec.tracks_identity or (type(obj) is tuple and not obj):
-            # the empty tuple is one object everywhere in Python: "sharing" it means nothing
+        if not codec.tracks_identity or is_identity_free(obj):
             return codec.encode(obj, self, where)
         if entry is not None:
             target = entry[1]

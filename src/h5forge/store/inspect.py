@@ -193,9 +193,12 @@ def _tree_rows(depth: int, name: str, group: h5py.Group, attrs: dict[str, Any], 
     except (H5ForgeError, OSError, ValueError, TypeError) as exc:
         yield Row(depth, name, class_name, f"damaged packed tree: {exc}", None)
         return
-    nbytes = sum(group[n].id.get_storage_size() for n in group
-                 if isinstance(group.get(n, getlink=True), h5py.HardLink)
-                 and isinstance(group[n], h5py.Dataset))
+    nbytes = 0
+    for member in group:
+        if isinstance(group.get(member, getlink=True), h5py.HardLink):
+            table = group[member]
+            if isinstance(table, h5py.Dataset):
+                nbytes += table.id.get_storage_size()
     count = len(value)
     yield Row(depth, name, class_name,
               f"{count} member{'' if count == 1 else 's'} (packed tree)", nbytes)

@@ -23,7 +23,7 @@ import numpy as np
 
 from h5forge.errors import CorruptFileError
 from h5forge.store.decoder import Stored, open_child
-from h5forge.store.encoder import Encoder, is_plain_text
+from h5forge.store.encoder import Encoder, is_identity_free, is_plain_text
 from h5forge.store.layout import NAMED_KEYS_MAX, TREE_LAYOUT, Node
 from h5forge.store.packing import pack_scalars, unpack_column
 
@@ -207,7 +207,7 @@ class _Columns:
                 index.append(len(self.arrays))
                 self.arrays.append(value)
             else:
-                if value != ():  # the empty tuple is one object everywhere: never "shared"
+                if not is_identity_free(value):
                     met.append(value)
                 code.append(_CONTAINER_CODES[tp])
                 index.append(len(value))

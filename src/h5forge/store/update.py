@@ -47,7 +47,8 @@ from h5forge.errors import (
     NodeNotFoundError,
     UpdateError,
 )
-from h5forge.store.attributes import read_attr, write_attr
+from h5forge.store.attributes import attr_or_none as _attr
+from h5forge.store.attributes import write_attr
 from h5forge.store.decoder import Decoder, inline_value
 from h5forge.store.encoder import Encoder
 from h5forge.store.layout import (
@@ -126,13 +127,6 @@ class _Ctx:
 
 
 # -- the stored containers ----------------------------------------------------------------------
-def _attr(obj, name: str) -> Any:
-    """Attribute ``name`` of ``obj``, or None (low-level: h5py's ``attrs.get`` costs more)."""
-    if not h5py.h5a.exists(obj.id, name.encode("utf-8")):
-        return None
-    return read_attr(obj, name)
-
-
 def _class_of(obj) -> str | None:
     value = _text(_attr(obj, "class"))
     return value if isinstance(value, str) else None
