@@ -11,8 +11,9 @@ where))``, and use the layouts the built-in codecs share: :func:`str_dataset` fo
 Reading (``decode``): a :class:`Stored` node gives ``attrs``, ``attr(name)``, ``read()``,
 ``children()``; ``dec.child``/``dec.member``/``dec.members`` decode members; the readers
 :func:`read_str`, :func:`read_array`, :func:`decode_sequence`, :func:`decode_mapping_items`,
-:func:`unpack_tree`, :func:`decode_object` undo the layouts above. Call ``dec.register(stored, obj)`` before decoding
-the members of a mutable container, so cycles resolve to it. Wrap reads whose arrays end up
+:func:`unpack_tree`, :func:`decode_object` undo the layouts above. Call
+``dec.register(stored, obj)`` before decoding the members of a mutable container, so cycles
+resolve to it. Wrap reads whose arrays end up
 inside an object in ``with eager(dec):`` (no lazy arrays there).
 """
 

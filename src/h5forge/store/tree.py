@@ -28,8 +28,8 @@ from h5forge.store.layout import NAMED_KEYS_MAX, TREE_LAYOUT, Node
 from h5forge.store.packing import pack_scalars, unpack_column
 
 __all__ = ["TREE_LAYOUT", "TREE_MIN_CONTAINERS", "TREE_ITEMS_MAX", "TREE_ARRAY_MAX",
-           "TREE_ARRAY_RANK", "TREE_RECORDS_MIN", "TREE_CODES", "pack_tree", "is_tree", "unpack_tree",
-           "member_at"]
+           "TREE_ARRAY_RANK", "TREE_RECORDS_MIN", "TREE_CODES", "pack_tree", "is_tree",
+           "unpack_tree", "member_at"]
 
 #: A plain container is packed when its subtree holds at least this many nested containers
 #: (dicts, lists, tuples, arrays): fewer are cheaper as their own small nodes.
