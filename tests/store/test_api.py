@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 import h5forge
-from h5forge.store import FORMAT_VERSION
 from h5forge.errors import NodeExistsError, NodeNotFoundError, TargetError
-from h5forge.store import LazyArray
+from h5forge.store import FORMAT_VERSION, LazyArray
 
 
 @pytest.fixture

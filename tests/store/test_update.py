@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 
 import h5forge
-from h5forge.store import FORMAT_VERSION
 from h5forge.errors import NodeExistsError, NodeNotFoundError, UpdateError
 from h5forge.io import BackendConfiguration, DatasetConfiguration
-from h5forge.store import MemberMismatchWarning
+from h5forge.store import FORMAT_VERSION, MemberMismatchWarning
 
 from .equality import assert_same
 
